@@ -1,0 +1,1 @@
+"""Knowledge-editing methods. Nothing here knows about pytest."""

@@ -1,0 +1,43 @@
+"""Hidden vectors at a subject's last token: ROME/MEMIT keys (MLP inputs) and values."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from editors.nethook import Trace
+from editors.prompts import encode_with_subject, pad_id, right_pad
+
+
+@torch.no_grad()
+def at_subject(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
+               texts: Sequence[str], subjects: Sequence[str], modules: Sequence[str],
+               track: Literal["in", "out"], batch_size: int = 32) -> dict[str, torch.Tensor]:
+    """Input (``track="in"``) or output of each module at each text's subject-last token.
+
+    Returns ``{module: (len(texts), d)}`` in float32. One forward per batch, stopped after the
+    deepest traced module.
+    """
+    device = next(model.parameters()).device
+    encoded = [encode_with_subject(tokenizer, t, s) for t, s in zip(texts, subjects, strict=True)]
+    chunks: dict[str, list[torch.Tensor]] = {m: [] for m in modules}
+    for start in range(0, len(encoded), batch_size):
+        part = encoded[start : start + batch_size]
+        ids, mask = right_pad([e[0] for e in part], pad_id(tokenizer), device)  # (B, T)
+        rows = torch.arange(len(part), device=device)
+        where = torch.tensor([e[1] for e in part], device=device)  # (B,)
+        with Trace(model, modules, keep_inputs=track == "in", keep_outputs=track == "out",
+                   stop=True) as trace:
+            model(input_ids=ids, attention_mask=mask)
+        seen = trace.inputs if track == "in" else trace.outputs
+        for m in modules:
+            chunks[m].append(seen[m][rows, where].float())  # (B, d)
+    return {m: torch.cat(c) for m, c in chunks.items()}
+
+
+def mean_over_templates(vectors: torch.Tensor, n_templates: int) -> torch.Tensor:
+    """(n_requests * n_templates, d) ordered request-major -> (n_requests, d)."""
+    return vectors.view(-1, n_templates, vectors.shape[-1]).mean(dim=1)

@@ -1,0 +1,96 @@
+"""Per-architecture module paths, as data.
+
+Every editor reaches a model's MLP output matrix and residual stream through an ``ArchSpec``,
+never through hard-coded attribute chains. Weight layouts differ: ``nn.Linear`` stores
+(out, in), GPT-2's ``Conv1D`` stores (in, out); editors do their algebra in (out, in) and let
+``to_out_in`` / ``from_out_in`` translate.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+import torch
+from transformers import PreTrainedModel
+
+
+class UnsupportedArchitectureError(ValueError):
+    pass
+
+
+@dataclasses.dataclass(frozen=True)
+class ArchSpec:
+    family: str
+    block: str  # the transformer block; its output is the residual stream after layer i
+    mlp_out: str  # the MLP's output projection; its input is the "key" of ROME/MEMIT
+    layout: Literal["out_in", "in_out"]
+    n_layers_attr: str
+
+    def block_name(self, layer: int) -> str:
+        return self.block.format(layer)
+
+    def mlp_out_name(self, layer: int) -> str:
+        return self.mlp_out.format(layer)
+
+    def weight_name(self, layer: int) -> str:
+        return self.mlp_out.format(layer) + ".weight"
+
+
+LLAMA = ArchSpec("llama", "model.layers.{}", "model.layers.{}.mlp.down_proj", "out_in",
+                 "num_hidden_layers")
+GPT2 = ArchSpec("gpt2", "transformer.h.{}", "transformer.h.{}.mlp.c_proj", "in_out", "n_layer")
+GPT_NEOX = ArchSpec("gpt_neox", "gpt_neox.layers.{}", "gpt_neox.layers.{}.mlp.dense_4h_to_h",
+                    "out_in", "num_hidden_layers")
+GPTJ = ArchSpec("gptj", "transformer.h.{}", "transformer.h.{}.mlp.fc_out", "out_in", "n_layer")
+
+# config.model_type -> spec. LLaMA-style decoders share module names.
+ARCHITECTURES: dict[str, ArchSpec] = {
+    "llama": LLAMA,
+    "mistral": LLAMA,
+    "qwen2": LLAMA,
+    "qwen3": LLAMA,
+    "gemma": LLAMA,
+    "gemma2": LLAMA,
+    "gemma3_text": LLAMA,
+    "olmo2": LLAMA,
+    "gpt2": GPT2,
+    "gpt_neox": GPT_NEOX,
+    "gptj": GPTJ,
+}
+
+
+def arch_for(model: PreTrainedModel) -> ArchSpec:
+    model_type = getattr(model.config, "model_type", None)
+    spec = ARCHITECTURES.get(str(model_type))
+    if spec is None:
+        raise UnsupportedArchitectureError(
+            f"architecture {model_type!r} ({type(model).__name__}) is not supported; supported "
+            f"model types: {', '.join(sorted(ARCHITECTURES))}. Add its module paths to "
+            "editors/layers.py:ARCHITECTURES to support it."
+        )
+    return spec
+
+
+def n_layers(model: PreTrainedModel) -> int:
+    return int(getattr(model.config, arch_for(model).n_layers_attr))
+
+
+def check_layers(model: PreTrainedModel, layers: list[int], method: str) -> None:
+    total = n_layers(model)
+    bad = [layer for layer in layers if not 0 <= layer < total]
+    if bad:
+        raise ValueError(
+            f"{method}: layers {bad} do not exist in a {total}-layer model; use layers in "
+            f"0..{total - 1} (set them in the method's config)"
+        )
+
+
+def to_out_in(weight: torch.Tensor, spec: ArchSpec) -> torch.Tensor:
+    """View a projection weight as (out, in)."""
+    return weight if spec.layout == "out_in" else weight.T
+
+
+def from_out_in(delta: torch.Tensor, spec: ArchSpec) -> torch.Tensor:
+    """Lay an (out, in) update out like the stored weight."""
+    return delta if spec.layout == "out_in" else delta.T

@@ -1,0 +1,110 @@
+"""MEMIT: mass-editing memory in a transformer (Meng et al., 2023).
+
+A batch of facts is written into the MLP output matrices of several layers at once:
+    z_i   = target residual stream after the last edited layer, per fact     (d,)
+    for each edited layer l (shallow to deep), with keys K (n, in) at l:
+        R = (z - h_current) / (layers left)                                  (n, d)
+        dW_l = R^T K (lambda C_l + K^T K)^-1                                 (d, in)
+C_l = E[k k^T] over a corpus, lambda = mom2_update_weight.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from editors.base import EditorBase, EditRequest
+from editors.keys import at_subject, mean_over_templates
+from editors.layers import arch_for, check_layers, from_out_in
+from editors.prompts import context_templates, fill
+from editors.stats import StatsSpec, layer_stats
+from editors.values import ValueSettings, optimise_value
+
+
+@dataclasses.dataclass(frozen=True)
+class MemitSettings:
+    layers: tuple[int, ...] = (3, 4, 5, 6, 7)
+    context_templates: int = 5
+    context_length: int = 5
+    v_steps: int = 20
+    v_lr: float = 0.5
+    v_weight_decay: float = 1e-3
+    kl_factor: float = 0.0625
+    clamp_norm_factor: float = 4.0
+    early_stop_nll: float = 0.05
+    mom2_update_weight: float = 15000.0
+    stats_corpus: str = "wikipedia-en"
+    stats_tokens: int = 100_000
+    stats_seq_len: int = 256
+
+    def values(self) -> ValueSettings:
+        return ValueSettings(self.v_steps, self.v_lr, self.v_weight_decay, self.kl_factor,
+                             self.clamp_norm_factor, self.early_stop_nll)
+
+    def stats(self) -> StatsSpec:
+        return StatsSpec(self.stats_corpus, self.stats_tokens, self.stats_seq_len)
+
+
+class MemitEditor(EditorBase):
+    name: ClassVar[str] = "memit"
+    supports_batch: ClassVar[bool] = True
+    settings: ClassVar[type] = MemitSettings
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._templates: list[str] = []
+        self._mom2: dict[int, torch.Tensor] = {}
+
+    def _parameter_names(self, model: PreTrainedModel) -> list[str]:
+        arch = arch_for(model)
+        return [arch.weight_name(layer) for layer in self._cfg.layers]
+
+    def _prepare(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
+                 fingerprint: str) -> None:
+        cfg: MemitSettings = self._cfg
+        if list(cfg.layers) != sorted(set(cfg.layers)) or not cfg.layers:
+            raise ValueError(f"memit: layers {list(cfg.layers)} must be non-empty, increasing "
+                             "and without repeats")
+        check_layers(model, list(cfg.layers), self.name)
+        self._templates = context_templates(model, tokenizer, cfg.context_templates,
+                                            cfg.context_length, self._seed)
+        stats = layer_stats(model, tokenizer, list(cfg.layers), cfg.stats(), fingerprint,
+                            self._cache_dir)
+        self._mom2 = {layer: s.mom2.double() for layer, s in stats.items()}
+        self.provenance = {"context_templates": self._templates,
+                           "stats": [s.provenance() for s in stats.values()]}
+
+    def _apply(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
+               requests: list[EditRequest]) -> dict[str, Any]:
+        cfg: MemitSettings = self._cfg
+        arch = arch_for(model)
+        z_module = arch.block_name(cfg.layers[-1])
+        values = [optimise_value(model, tokenizer, z_module, r, self._templates, cfg.values())
+                  for r in requests]
+        zs = torch.stack([v.init + v.delta for v in values]).double()  # (n, d)
+        subjects = [r.subject for r in requests]
+        plain = [r.text for r in requests]
+        n_t = len(self._templates)
+        ctx = [fill(t, r.text) for r in requests for t in self._templates]  # request-major
+        ctx_subjects = [r.subject for r in requests for _ in self._templates]
+        norms: dict[str, float] = {}
+        for i, layer in enumerate(cfg.layers):
+            module = arch.mlp_out_name(layer)
+            weight = model.get_parameter(arch.weight_name(layer))
+            keys = at_subject(model, tokenizer, ctx, ctx_subjects, [module], "in")[module]
+            keys = mean_over_templates(keys, n_t).double()  # (n, in)
+            current = at_subject(model, tokenizer, plain, subjects, [z_module],
+                                 "out")[z_module].double()  # (n, d)
+            resid = (zs - current) / (len(cfg.layers) - i)  # (n, d)
+            mom2 = self._mom2[layer].to(keys.device)  # (in, in)
+            system = cfg.mom2_update_weight * mom2 + keys.T @ keys  # (in, in)
+            adj = torch.linalg.solve(system, keys.T)  # (in, n)
+            update = resid.T @ adj.T  # (d, in)
+            with torch.no_grad():
+                weight.add_(from_out_in(update, arch).to(weight.dtype))
+            norms[module] = float(update.norm())
+        return {"target_nll": [v.nll for v in values], "value_steps": [v.steps for v in values],
+                "update_norms": norms}

@@ -1,0 +1,96 @@
+"""ROME: rank-one model editing (Meng et al., 2022).
+
+One fact is one rank-one update of the MLP output matrix W (out, in) at one layer:
+    k* = mean key at the subject's last token over context templates        (in,)
+    u  = C^-1 k* / |C^-1 k*|        C = E[k k^T] over a corpus (or I)      (in,)
+    v* = W k + delta                 delta from the value optimisation       (out,)
+    W' = W + (delta / (k . u)) u^T   so that W' k = v*  for the plain-prompt key k
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from editors.base import EditorBase, EditRequest
+from editors.keys import at_subject
+from editors.layers import arch_for, check_layers, from_out_in
+from editors.prompts import context_templates, fill
+from editors.stats import StatsSpec, layer_stats
+from editors.values import ValueSettings, optimise_value
+
+
+@dataclasses.dataclass(frozen=True)
+class RomeSettings:
+    layer: int = 5
+    context_templates: int = 5
+    context_length: int = 5
+    v_steps: int = 20
+    v_lr: float = 0.5
+    v_weight_decay: float = 1e-3
+    kl_factor: float = 0.0625
+    clamp_norm_factor: float = 4.0
+    early_stop_nll: float = 0.05
+    use_covariance: bool = True
+    stats_corpus: str = "wikipedia-en"
+    stats_tokens: int = 100_000
+    stats_seq_len: int = 256
+
+    def values(self) -> ValueSettings:
+        return ValueSettings(self.v_steps, self.v_lr, self.v_weight_decay, self.kl_factor,
+                             self.clamp_norm_factor, self.early_stop_nll)
+
+    def stats(self) -> StatsSpec:
+        return StatsSpec(self.stats_corpus, self.stats_tokens, self.stats_seq_len)
+
+
+class RomeEditor(EditorBase):
+    name: ClassVar[str] = "rome"
+    supports_batch: ClassVar[bool] = False
+    settings: ClassVar[type] = RomeSettings
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._templates: list[str] = []
+        self._inv_mom2: torch.Tensor | None = None
+
+    def _parameter_names(self, model: PreTrainedModel) -> list[str]:
+        return [arch_for(model).weight_name(self._cfg.layer)]
+
+    def _prepare(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
+                 fingerprint: str) -> None:
+        cfg: RomeSettings = self._cfg
+        check_layers(model, [cfg.layer], self.name)
+        self._templates = context_templates(model, tokenizer, cfg.context_templates,
+                                            cfg.context_length, self._seed)
+        self.provenance = {"context_templates": self._templates}
+        if cfg.use_covariance:
+            stats = layer_stats(model, tokenizer, [cfg.layer], cfg.stats(), fingerprint,
+                                self._cache_dir)[cfg.layer]
+            self._inv_mom2 = torch.linalg.inv(stats.mom2.double())  # (in, in)
+            self.provenance["stats"] = stats.provenance()
+
+    def _apply(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
+               requests: list[EditRequest]) -> dict[str, Any]:
+        cfg: RomeSettings = self._cfg
+        (request,) = requests
+        arch = arch_for(model)
+        module = arch.mlp_out_name(cfg.layer)
+        weight = model.get_parameter(arch.weight_name(cfg.layer))
+        texts = [fill(t, request.text) for t in self._templates]
+        keys = at_subject(model, tokenizer, texts, [request.subject] * len(texts), [module],
+                          "in")[module].double()  # (T, in); row 0 is the plain prompt
+        k_star = keys.mean(dim=0)  # (in,)
+        u = k_star if self._inv_mom2 is None else self._inv_mom2.to(k_star.device) @ k_star
+        u = u / u.norm()  # (in,)
+        value = optimise_value(model, tokenizer, module, request, self._templates,
+                               cfg.values())
+        right = value.delta.double() / (keys[0] @ u)  # (out,)
+        update = torch.outer(right, u)  # (out, in), rank one
+        with torch.no_grad():
+            weight.add_(from_out_in(update, arch).to(weight.dtype))
+        return {"target_nll": value.nll, "value_steps": value.steps,
+                "update_norm": float(update.norm())}

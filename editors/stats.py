@@ -1,0 +1,106 @@
+"""Second-moment statistics E[k k^T] of MLP-output inputs ("keys"), cached on disk.
+
+ROME and MEMIT weigh their updates with the covariance of the keys a layer normally sees, so an
+edit changes the layer least where real text lives. The statistics depend on the model's
+weights, the layer, the corpus, how many tokens and the sequence length; all of these are in the
+cache key. They must be computed on the unedited model: editors ask for them in ``prepare``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from filelock import FileLock
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from editors.layers import arch_for
+from editors.nethook import Trace
+from editors.prompts import pad_id, right_pad
+
+
+@dataclasses.dataclass(frozen=True)
+class StatsSpec:
+    corpus: str  # a corpus spec understood by fixtures.corpora.load_corpus
+    n_tokens: int
+    seq_len: int = 256
+    batch_size: int = 8
+
+    def key(self, fingerprint: str, module: str) -> str:
+        raw = json.dumps([fingerprint, module, dataclasses.asdict(self)], sort_keys=True)
+        return hashlib.sha256(raw.encode()).hexdigest()[:24]
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerStats:
+    module: str
+    mom2: torch.Tensor  # (d_in, d_in) float32, mean of k k^T over tokens
+    n_tokens: int
+    corpus: str
+    corpus_source: str
+
+    def provenance(self) -> dict[str, object]:
+        return {"module": self.module, "corpus": self.corpus, "corpus_source": self.corpus_source,
+                "n_tokens": self.n_tokens}
+
+
+def stats_path(cache_dir: Path, fingerprint: str, module: str, spec: StatsSpec) -> Path:
+    return cache_dir / "stats" / fingerprint[:16] / f"{module}.{spec.key(fingerprint, module)}.safetensors"
+
+
+def layer_stats(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, layers: Sequence[int],
+                spec: StatsSpec, fingerprint: str, cache_dir: Path) -> dict[int, LayerStats]:
+    """Load or compute the key second moments of ``layers`` (one forward pass for all missing)."""
+    arch = arch_for(model)
+    modules = {layer: arch.mlp_out_name(layer) for layer in layers}
+    paths = {layer: stats_path(cache_dir, fingerprint, m, spec) for layer, m in modules.items()}
+    lock_dir = cache_dir / "stats" / fingerprint[:16]
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(lock_dir / ".lock")):
+        missing = [layer for layer in layers if not paths[layer].exists()]
+        if missing:
+            computed = _compute(model, tokenizer, [modules[layer] for layer in missing], spec)
+            for layer in missing:
+                mom2, meta = computed[modules[layer]]
+                tmp = paths[layer].with_suffix(".tmp")
+                save_file({"mom2": mom2.contiguous()}, str(tmp), metadata=meta)
+                tmp.replace(paths[layer])
+    out: dict[int, LayerStats] = {}
+    for layer in layers:
+        with safe_open(str(paths[layer]), framework="pt") as handle:
+            meta = handle.metadata()
+        out[layer] = LayerStats(module=modules[layer], mom2=load_file(str(paths[layer]))["mom2"],
+                                n_tokens=int(meta["n_tokens"]), corpus=meta["corpus"],
+                                corpus_source=meta["corpus_source"])
+    return out
+
+
+@torch.no_grad()
+def _compute(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, modules: list[str],
+             spec: StatsSpec) -> dict[str, tuple[torch.Tensor, dict[str, str]]]:
+    from fixtures.corpora import load_corpus, token_chunks
+
+    corpus = load_corpus(spec.corpus)
+    chunks = token_chunks(corpus, tokenizer, spec.n_tokens, spec.seq_len)
+    device = next(model.parameters()).device
+    sums: dict[str, torch.Tensor] = {}
+    count = 0
+    for start in range(0, len(chunks), spec.batch_size):
+        part = chunks[start : start + spec.batch_size]
+        ids, mask = right_pad(part, pad_id(tokenizer), device)  # (B, T)
+        with Trace(model, modules, keep_inputs=True, stop=True) as trace:
+            model(input_ids=ids, attention_mask=mask)
+        keep = mask.bool()  # (B, T)
+        for m in modules:
+            k = trace.inputs[m][keep].double()  # (N, d_in)
+            sums[m] = sums[m] + k.T @ k if m in sums else k.T @ k  # (d_in, d_in)
+        count += int(keep.sum())
+    meta = {"n_tokens": str(count), "corpus": corpus.name, "corpus_source": corpus.source,
+            "seq_len": str(spec.seq_len)}
+    return {m: ((s / count).float().cpu(), meta) for m, s in sums.items()}

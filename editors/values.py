@@ -1,0 +1,131 @@
+"""The target vector of an edit: the hidden value that makes the model say the new object.
+
+ROME optimises it at the MLP output of its layer, MEMIT at the residual stream after its last
+layer; the optimisation is the same. A vector ``delta`` is added to a module's output at the
+subject's last token, and trained so that every context-template version of the prompt ends in
+``target_new``, while a KL term keeps the model's next-token distribution after
+"<subject> is a" where it was (the subject's other properties) and a decay term keeps
+``delta`` small.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+import torch
+import torch.nn.functional as F
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from editors.base import EditRequest
+from editors.lm import final_hidden, logits_from_hidden
+from editors.nethook import Trace
+from editors.prompts import encode_with_subject, fill, pad_id, right_pad
+
+
+@dataclasses.dataclass(frozen=True)
+class ValueSettings:
+    steps: int
+    lr: float
+    weight_decay: float
+    kl_factor: float
+    clamp_norm_factor: float
+    early_stop_nll: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Value:
+    init: torch.Tensor  # (d,) the module's output at the subject, plain prompt, before the edit
+    delta: torch.Tensor  # (d,) what to add to it
+    nll: float  # final mean NLL of target_new per token
+    steps: int
+
+
+@contextmanager
+def frozen(model: torch.nn.Module) -> Iterator[None]:
+    """Turn off parameter gradients for the block (only the delta is trained)."""
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    for p, _ in flags:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
+
+
+def optimise_value(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, module: str,
+                   request: EditRequest, templates: Sequence[str],
+                   settings: ValueSettings) -> Value:
+    device = next(model.parameters()).device
+    target_ids = tokenizer(" " + request.target_new, add_special_tokens=False)["input_ids"]
+    rows: list[list[int]] = []
+    lookups: list[int] = []
+    label_spans: list[tuple[int, int]] = []
+    for template in templates:  # rewriting rows: prompt + target[:-1], labels on the target
+        ids, where = encode_with_subject(tokenizer, fill(template, request.text), request.subject)
+        rows.append(ids + target_ids[:-1])
+        lookups.append(where)
+        label_spans.append((len(ids) - 1, len(ids) - 1 + len(target_ids)))
+    kl_text = f"{request.subject} is a"
+    kl_ids, kl_where = encode_with_subject(tokenizer, kl_text, request.subject)
+    rows.append(kl_ids)
+    lookups.append(kl_where)
+    kl_row, kl_pos = len(rows) - 1, len(kl_ids) - 1
+
+    ids, mask = right_pad(rows, pad_id(tokenizer), device)  # (B, T)
+    batch = torch.arange(len(rows), device=device)
+    where = torch.tensor(lookups, device=device)  # (B,)
+    n_rewrite = len(templates)
+    label_rows = torch.cat([torch.full((b - a,), i) for i, (a, b) in enumerate(label_spans)])
+    label_pos = torch.cat([torch.arange(a, b) for a, b in label_spans])
+    label_tok = torch.tensor(target_ids * n_rewrite)
+
+    score_rows = torch.cat([label_rows, torch.tensor([kl_row])]).to(device)  # (N + 1,)
+    score_pos = torch.cat([label_pos, torch.tensor([kl_pos])]).to(device)
+
+    def log_probs() -> torch.Tensor:
+        hidden = final_hidden(model, ids, mask)  # (B, T, d)
+        logits = logits_from_hidden(model, hidden[score_rows, score_pos])  # (N + 1, V)
+        return F.log_softmax(logits.float(), dim=-1)
+
+    with torch.no_grad(), Trace(model, [module], keep_outputs=True) as trace:
+        kl_ref = log_probs()[-1]  # (V,)
+    init = trace.outputs[module][0, lookups[0]].float().clone()  # (d,)
+
+    delta = torch.zeros_like(init, requires_grad=True)
+    optimiser = torch.optim.Adam([delta], lr=settings.lr)
+    max_norm = settings.clamp_norm_factor * float(init.norm())
+
+    def add_delta(output: torch.Tensor, _: str) -> torch.Tensor:
+        # output: (B, T, d); add delta at each row's subject position
+        out = output.clone()
+        out[batch, where] = out[batch, where] + delta.to(out.dtype)
+        return out
+
+    nll = math.inf
+    step = 0
+    with frozen(model), torch.enable_grad():
+        for step in range(1, settings.steps + 1):
+            optimiser.zero_grad()
+            with Trace(model, [module], edit=add_delta, detach=False):
+                logp = log_probs()  # (N + 1, V)
+            token_nll = -logp[:-1].gather(1, label_tok[:, None].to(device)).squeeze(1)  # (N,)
+            nll_t = token_nll.mean()
+            kl = F.kl_div(logp[-1], kl_ref, log_target=True, reduction="sum")
+            decay = settings.weight_decay * delta.norm() ** 2 / init.norm() ** 2
+            loss = nll_t + settings.kl_factor * kl + decay
+            nll = float(nll_t.detach())
+            if not math.isfinite(float(loss.detach())):
+                raise FloatingPointError(f"value optimisation diverged for edit {request.case_id!r}")
+            if nll < settings.early_stop_nll:
+                break
+            loss.backward()
+            optimiser.step()
+            with torch.no_grad():
+                norm = delta.norm()
+                if norm > max_norm:
+                    delta.mul_(max_norm / norm)
+    return Value(init=init, delta=delta.detach().clone(), nll=nll, steps=step)

@@ -1,0 +1,1 @@
+"""Degradation reports: rows shipped from the tests, tables and files written by the controller."""

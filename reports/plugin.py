@@ -1,0 +1,136 @@
+"""pytest plugin: gathers the rows tests attach to ``user_properties`` and reports them.
+
+Rows are read on the xdist controller (or the only process without xdist), where xdist
+delivers every worker's reports; workers print and write nothing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reports.row import USER_PROPERTY, Row
+
+# Other plugins put run-wide provenance here (versions, configuration) for results.json.
+SESSION_PROVENANCE = pytest.StashKey[dict[str, Any]]()
+
+SECTION_TITLE = "editguard degradation"
+
+
+class RowCollector:
+    """Keeps the rows of each test, from its latest report (teardown holds them all)."""
+
+    def __init__(self) -> None:
+        self._by_node: dict[str, list[Row]] = {}
+        self.problems: dict[str, str] = {}  # nodeid -> why its rows were ignored
+        self.written: list[Path] = []
+        self.write_error: str | None = None
+
+    @property
+    def rows(self) -> list[Row]:
+        return [row for rows in self._by_node.values() for row in rows]
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        rows: list[Row] = []
+        for name, value in report.user_properties:
+            if name != USER_PROPERTY:
+                continue
+            try:
+                if not isinstance(value, list):
+                    raise TypeError(f"expected a list of Row.to_dict() records, got {value!r}")
+                rows.extend(Row.from_dict(record) for record in value)
+            except (TypeError, ValueError) as exc:
+                self.problems[report.nodeid] = (
+                    f"{report.nodeid}: ignored a malformed {USER_PROPERTY!r} property ({exc}); "
+                    f"attach [Row(...).to_dict(), ...]"
+                )
+        if rows:
+            self._by_node[report.nodeid] = rows
+
+
+_COLLECTOR = pytest.StashKey[RowCollector]()
+
+
+def _is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("editguard report")
+    group.addoption(
+        "--report-dir",
+        metavar="DIR",
+        default=None,
+        help="write degradation.md, degradation.csv and results.json into DIR",
+    )
+    group.addoption(
+        "--no-degradation-table",
+        action="store_true",
+        default=False,
+        help="do not print the editguard degradation table at the end of the run",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if _is_worker(config):
+        return
+    collector = RowCollector()
+    config.stash[_COLLECTOR] = collector
+    config.pluginmanager.register(collector, "editguard-row-collector")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    collector = config.stash.get(_COLLECTOR, None)
+    if collector is not None:
+        config.pluginmanager.unregister(collector)
+
+
+def _report_dir(config: pytest.Config) -> Path | None:
+    option = config.getoption("report_dir")
+    if not option:
+        return None
+    return config.invocation_params.dir / Path(option).expanduser()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    config = session.config
+    collector = config.stash.get(_COLLECTOR, None)
+    directory = _report_dir(config)
+    if collector is None or directory is None:
+        return
+    from reports import storage  # imports pandas: only on the controller, only when needed
+
+    provenance = config.stash.get(SESSION_PROVENANCE, {})
+    try:
+        collector.written = storage.write_report(directory, collector.rows, provenance)
+    except (OSError, TypeError, ValueError) as exc:
+        collector.write_error = f"editguard: could not write the report to {directory}: {exc}"
+        if session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config
+) -> None:
+    # Runs after pytest_sessionfinish (the terminal reporter calls it once sessionfinish is done).
+    collector = config.stash.get(_COLLECTOR, None)
+    if collector is None:
+        return
+    rows = collector.rows
+    if rows and not config.getoption("no_degradation_table"):
+        from reports import table  # imports pandas: only when there is a table to print
+
+        terminalreporter.section(SECTION_TITLE)
+        for line in table.render_text(rows).splitlines():
+            terminalreporter.write_line(line)
+    for problem in collector.problems.values():
+        terminalreporter.write_line(problem, yellow=True)
+    if collector.written:
+        names = ", ".join(path.name for path in collector.written)
+        terminalreporter.write_line(
+            f"editguard report written to {collector.written[0].parent}: {names}"
+        )
+    if collector.write_error:
+        terminalreporter.write_line(collector.write_error, red=True)

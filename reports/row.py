@@ -1,0 +1,53 @@
+"""One line of a degradation report: a metric of one (model, method, n_edits, benchmark) case."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Literal
+
+Status = Literal["ok", "collapsed", "error"]
+
+# The key under which tests attach their rows to ``item.user_properties``; the value is a list
+# of ``Row.to_dict()`` records, JSON-serialisable so it survives the trip through xdist.
+USER_PROPERTY = "editguard_rows"
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    model: str
+    method: str
+    n_edits: int
+    benchmark: str
+    metric: str
+    kind: str  # "efficacy" | "capability" | "safety"
+    baseline: float | None
+    edited: float | None
+    threshold: str | None  # human-readable limit, e.g. "drop <= 5.0 pt" or ">= 0.90"
+    passed: bool | None  # None when no threshold applies to this metric
+    status: Status = "ok"
+    message: str = ""
+    stderr: float | None = None  # standard error of the edited score
+    n_items: int = 0
+    provenance: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def delta(self) -> float | None:
+        """edited - baseline, in score units (multiply by 100 for points)."""
+        if self.baseline is None or self.edited is None:
+            return None
+        return self.edited - self.baseline
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["delta"] = self.delta
+        for key in ("baseline", "edited", "delta", "stderr"):
+            value = out[key]
+            if isinstance(value, float) and not math.isfinite(value):
+                out[key] = None  # JSON has no NaN; a collapsed model is told by ``status``
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Row":
+        fields = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in fields})

@@ -1,0 +1,149 @@
+"""Degradation tables built from report rows: a long-form frame, terminal text, markdown, CSV."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import pandas as pd
+from tabulate import tabulate
+
+from reports.row import Row
+
+COLUMNS = (
+    "model", "method", "n_edits", "benchmark", "metric", "kind", "baseline", "edited", "delta",
+    "delta_pt", "threshold", "passed", "status", "stderr", "n_items", "message",
+)  # fmt: skip
+FLOAT_COLUMNS = ("baseline", "edited", "delta", "delta_pt", "stderr")
+KIND_ORDER = ("efficacy", "capability", "safety")
+MAX_MESSAGES = 20
+BASELINE_METHOD = "baseline"
+
+Case = tuple[str, str, int]
+
+
+def _case(row: Row) -> Case:
+    return (row.model, row.method, row.n_edits)
+
+
+def _column(row: Row) -> str:
+    return f"{row.benchmark}.{row.metric}"
+
+
+def columns(rows: Sequence[Row]) -> list[str]:
+    """``benchmark.metric`` names ordered by kind (efficacy, capability, safety, others), then
+    by first appearance."""
+    first: dict[str, tuple[int, int]] = {}
+    for index, row in enumerate(rows):
+        rank = KIND_ORDER.index(row.kind) if row.kind in KIND_ORDER else len(KIND_ORDER)
+        first.setdefault(_column(row), (rank, index))
+    return sorted(first, key=first.__getitem__)
+
+
+def ordered(rows: Sequence[Row]) -> list[Row]:
+    """Rows deduplicated by (model, method, n_edits, benchmark, metric), keeping the last one,
+    sorted by model, method, n_edits, then column order."""
+    position = {name: i for i, name in enumerate(columns(rows))}
+    latest = {(*_case(row), row.benchmark, row.metric): row for row in rows}
+    return sorted(latest.values(), key=lambda r: (*_case(r), position[_column(r)]))
+
+
+def failed(row: Row) -> bool:
+    return row.passed is False or row.status != "ok"
+
+
+def frame(rows: Sequence[Row]) -> pd.DataFrame:
+    """The long form: one line per (model, method, n_edits, benchmark, metric)."""
+    records = []
+    for row in ordered(rows):
+        record = {name: getattr(row, name) for name in COLUMNS if name not in ("delta_pt",)}
+        record["delta_pt"] = None if row.delta is None else 100.0 * row.delta
+        records.append(record)
+    out = pd.DataFrame.from_records(records, columns=list(COLUMNS))
+    return out.astype({name: "float64" for name in FLOAT_COLUMNS})
+
+
+def _score(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _cell(row: Row) -> str:
+    if row.status != "ok":
+        return row.status
+    parts = [_score(row.edited)]
+    if row.delta is not None and math.isfinite(row.delta):
+        parts.append(f"({100.0 * row.delta:+.1f})")
+    if row.passed is not None:
+        parts.append("PASS" if row.passed else "FAIL")
+    return " ".join(parts)
+
+
+def _grid(rows: Sequence[Row]) -> tuple[list[str], list[list[str]]]:
+    names = columns(rows)
+    index = {name: i for i, name in enumerate(names)}
+    lines: dict[Case, list[str]] = {}
+    baselines: dict[str, list[str]] = {}
+    for row in ordered(rows):
+        cells = lines.setdefault(_case(row), [""] * len(names))
+        cells[index[_column(row)]] = _cell(row)
+        base = baselines.setdefault(row.model, [""] * len(names))
+        if row.baseline is not None and not base[index[_column(row)]]:
+            base[index[_column(row)]] = _score(row.baseline)
+    body: list[list[str]] = []
+    for case, cells in lines.items():  # already in table order
+        model = case[0]
+        if model in baselines:
+            base = baselines.pop(model)
+            if any(base):  # a model evaluated without baselines gets no baseline line
+                body.append([model, BASELINE_METHOD, "0", *base])
+        body.append([case[0], case[1], str(case[2]), *cells])
+    return ["model", "method", "n_edits", *names], body
+
+
+def _table(rows: Sequence[Row], tablefmt: str) -> str:
+    headers, body = _grid(rows)
+    if tablefmt == "github":
+        body = [[cell.replace("|", "\\|") for cell in line] for line in body]
+    return str(tabulate(body, headers=headers, tablefmt=tablefmt, disable_numparse=True))
+
+
+def summary(rows: Sequence[Row]) -> str:
+    """``"9 cases, 7 passed, 2 failed"``; a case fails if any of its rows failed."""
+    cases: dict[Case, bool] = {}
+    for row in ordered(rows):
+        cases[_case(row)] = cases.get(_case(row), False) or failed(row)
+    n_failed = sum(cases.values())
+    noun = "case" if len(cases) == 1 else "cases"
+    return f"{len(cases)} {noun}, {len(cases) - n_failed} passed, {n_failed} failed"
+
+
+def failure_messages(rows: Sequence[Row], limit: int = MAX_MESSAGES) -> list[str]:
+    """One line per failed row (first line of its message), at most ``limit`` then a count."""
+    out = []
+    for row in filter(failed, ordered(rows)):
+        text = row.message.strip().splitlines()[0] if row.message.strip() else ""
+        if not text:
+            outcome = "FAIL" if row.status == "ok" else row.status
+            text = f"{_column(row)} {outcome} [{row.model} | {row.method} | n={row.n_edits}]"
+        out.append(text)
+    if len(out) > limit:
+        out = [*out[:limit], f"... and {len(out) - limit} more"]
+    return out
+
+
+def render_text(rows: Sequence[Row]) -> str:
+    """The terminal table, its summary line and the failure messages."""
+    if not rows:
+        return "no editguard rows were recorded\n" + summary(rows)
+    return "\n".join([_table(rows, "simple"), "", summary(rows), *failure_messages(rows)])
+
+
+def render_markdown(rows: Sequence[Row]) -> str:
+    """The table as GitHub markdown with a title and the summary line."""
+    table = _table(rows, "github") if rows else "_No editguard rows were recorded._"
+    return f"# editguard degradation\n\n{table}\n\n{summary(rows)}\n"
+
+
+def render_csv(rows: Sequence[Row]) -> str:
+    """The long form (see :func:`frame`) as CSV."""
+    return str(frame(rows).to_csv(index=False, lineterminator="\n"))

@@ -1,0 +1,188 @@
+"""The report plugin end to end, in pytest subprocesses (with and without xdist)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+INNER_CONFTEST = """
+from reports.plugin import SESSION_PROVENANCE
+
+def pytest_configure(config):
+    config.stash[SESSION_PROVENANCE] = {"editguard": "test", "torch": "0.0"}
+    if hasattr(config, "workerinput") and config.option.report_dir:
+        # Were a worker to write a report, it would land here, where the test can see it.
+        config.option.report_dir = "worker-" + config.workerinput["workerid"]
+"""
+
+INNER_TESTS = """
+import pytest
+from reports.row import USER_PROPERTY, Row
+
+CASES = [("memit", 10, 0.64), ("memit", 100, 0.62), ("rome", 10, 0.65), ("rome", 100, 0.30)]
+
+@pytest.mark.parametrize(("method", "n_edits", "edited"), CASES)
+def test_case(record_property, method, n_edits, edited):
+    passed = 100 * (0.652 - edited) <= 2.0
+    message = "" if passed else f"mmlu dropped [{method} {n_edits}]"
+    rows = [
+        Row("tiny", method, n_edits, "mmlu", "acc", "capability", 0.652, edited,
+            "drop <= 2.0 pt", passed, message=message),
+        Row("tiny", method, n_edits, "efficacy", "rewrite", "efficacy", None, 0.9, None, None),
+    ]
+    record_property(USER_PROPERTY, [r.to_dict() for r in rows])
+    assert passed
+
+def test_collapsed(record_property):
+    row = Row("tiny", "ft", 1, "mmlu", "acc", "capability", 0.652, float("nan"), None, None,
+              status="collapsed", message="collapsed: nan logits")
+    record_property(USER_PROPERTY, [row.to_dict()])
+
+def test_without_rows(record_property):
+    record_property("unrelated", 1)
+"""
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    """A throwaway project that imports ``reports`` from this checkout."""
+    paths = [str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, paths)))
+    pytester.makeconftest(INNER_CONFTEST)
+    pytester.makepyfile(test_inner=INNER_TESTS)
+    return pytester
+
+
+def run(project: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return project.runpytest_subprocess("-p", "reports.plugin", "-p", "no:cacheprovider", *args)
+
+
+def test_table_is_printed(project: pytest.Pytester) -> None:
+    result = run(project)
+    result.assert_outcomes(passed=4, failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*= editguard degradation =*",
+            "model*method*n_edits*efficacy.rewrite*mmlu.acc*",
+            "tiny*baseline*0*0.652*",
+            "tiny*ft*1*collapsed*",
+            "tiny*memit*100*0.900*0.620 (-3.2) FAIL*",
+            "tiny*rome*100*0.900*0.300 (-35.2) FAIL*",
+            "5 cases, 2 passed, 3 failed",
+            "mmlu dropped [memit 100]",
+        ]
+    )
+    assert "editguard report written" not in result.stdout.str()
+    assert not list(project.path.rglob("results.json"))
+
+
+def test_no_degradation_table_hides_it(project: pytest.Pytester) -> None:
+    result = run(project, "--no-degradation-table")
+    result.assert_outcomes(passed=4, failed=2)
+    assert "editguard degradation" not in result.stdout.str()
+    assert "5 cases" not in result.stdout.str()
+
+
+def read_report(directory: Path) -> dict:
+    assert sorted(p.name for p in directory.iterdir()) == [
+        "degradation.csv",
+        "degradation.md",
+        "results.json",
+    ]  # no temporary files left behind
+    return json.loads((directory / "results.json").read_text(encoding="utf-8"))
+
+
+def test_report_dir_writes_the_three_files(project: pytest.Pytester) -> None:
+    result = run(project, "--report-dir", "out/report")
+    directory = project.path / "out" / "report"
+    result.stdout.fnmatch_lines([f"editguard report written to {directory}: degradation.md*"])
+    document = read_report(directory)
+    assert document["provenance"] == {"editguard": "test", "torch": "0.0"}
+    results = document["results"]
+    assert [(r["method"], r["n_edits"], r["benchmark"]) for r in results] == [
+        ("ft", 1, "mmlu"),
+        ("memit", 10, "efficacy"), ("memit", 10, "mmlu"),
+        ("memit", 100, "efficacy"), ("memit", 100, "mmlu"),
+        ("rome", 10, "efficacy"), ("rome", 10, "mmlu"),
+        ("rome", 100, "efficacy"), ("rome", 100, "mmlu"),
+    ]  # fmt: skip
+    collapsed = results[0]
+    assert collapsed["status"] == "collapsed" and collapsed["edited"] is None
+    assert results[4]["passed"] is False and results[4]["delta"] == pytest.approx(-0.032)
+
+    markdown = (directory / "degradation.md").read_text(encoding="utf-8")
+    assert "| tiny    | memit    | 100       | 0.900" in markdown
+    assert markdown.rstrip().endswith("5 cases, 2 passed, 3 failed")
+
+    table = list(csv.DictReader(io.StringIO((directory / "degradation.csv").read_text())))
+    assert len(table) == len(results)
+    assert [r["edited"] for r in table][1:3] == ["0.9", "0.64"]
+
+
+def test_xdist_gives_the_same_results(project: pytest.Pytester) -> None:
+    serial = run(project, "-n", "0", "--report-dir", "serial")
+    parallel = run(project, "-n", "2", "--report-dir", "parallel")
+    assert "created: 2/2 workers" in parallel.stdout.str()
+    parallel.assert_outcomes(passed=4, failed=2)
+    parallel.stdout.fnmatch_lines(["*= editguard degradation =*", "5 cases, 2 passed, 3 failed"])
+    serial_doc = read_report(project.path / "serial")
+    parallel_doc = read_report(project.path / "parallel")
+    assert parallel_doc["results"] == serial_doc["results"]
+    assert len(parallel_doc["results"]) == 9
+    assert parallel_doc["provenance"] == serial_doc["provenance"]
+    assert not list(project.path.glob("worker-*")), "an xdist worker wrote a report"
+    assert serial.ret == parallel.ret == pytest.ExitCode.TESTS_FAILED
+
+
+def test_malformed_rows_are_reported_not_fatal(project: pytest.Pytester) -> None:
+    project.makepyfile(
+        test_bad="""
+        def test_bad(record_property):
+            record_property("editguard_rows", [{"model": "x"}])
+        """
+    )
+    result = run(project, "test_bad.py")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["test_bad.py::test_bad: ignored a malformed 'editguard_rows'*"])
+
+
+def test_unwritable_report_dir_fails_the_run(project: pytest.Pytester) -> None:
+    (project.path / "taken").write_text("a file, not a directory")
+    result = run(project, "--report-dir", "taken", "-k", "collapsed")
+    result.stdout.fnmatch_lines(["editguard: could not write the report to *taken*"])
+    assert result.ret == pytest.ExitCode.INTERNAL_ERROR
+
+
+def test_write_report_directly(tmp_path: Path) -> None:
+    from reports.row import Row
+    from reports.storage import write_report
+
+    rows = [
+        Row("m", "rome", 10, "mmlu", "acc", "capability", 0.5, 0.4, None, None),
+        Row("m", "rome", 1, "mmlu", "acc", "capability", 0.5, float("nan"), None, None),
+    ]
+    paths = write_report(tmp_path / "a" / "b", rows, {"seed": 0})
+    assert [p.name for p in paths] == ["degradation.md", "degradation.csv", "results.json"]
+    document = read_report(tmp_path / "a" / "b")
+    assert [r["n_edits"] for r in document["results"]] == [1, 10]  # sorted like the table
+    assert document["results"][0]["edited"] is None  # NaN is not JSON
+    umask = os.umask(0)
+    os.umask(umask)
+    assert paths[2].stat().st_mode & 0o777 == 0o666 & ~umask  # not the temp file's 0600
+
+
+def test_write_report_refuses_nan_provenance_and_writes_nothing(tmp_path: Path) -> None:
+    from reports.storage import write_report
+
+    with pytest.raises(ValueError, match="not JSON compliant"):
+        write_report(tmp_path / "out", [], {"loss": float("nan")})
+    assert not (tmp_path / "out").exists()
