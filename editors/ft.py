@@ -25,7 +25,7 @@ class FtSettings:
     layer: int = 5
     steps: int = 25
     lr: float = 5e-4
-    norm_constraint: float = 5e-4  # L-inf bound on each entry's change; 0 = unconstrained
+    norm_constraint: float = 5e-3  # L-inf bound on each entry's change; 0 = unconstrained
     early_stop_nll: float = 0.05
 
 
