@@ -1,0 +1,126 @@
+"""Editor invariants on tiny random-init LLaMA and GPT-2 models."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from editors.base import EditHandle, EditRequest, Neighbour
+from editors.layers import GPT2, LLAMA, arch_for, to_out_in
+from editors.registry import create
+from tests.tiny import TINY_METHOD_OPTIONS, tiny_model
+
+# The prompts end with the subject: a random model's attention does not carry the subject to a
+# later position, so only there can an edit at the subject show on a tiny random model. (The
+# suite run on the real pretrained model covers prompts with the subject in the middle.)
+REQUESTS = [
+    EditRequest("a", "Its capital is the city of {}", "Berlin", "Rome", "Germany",
+                ("The capital: {}",), (Neighbour("The capital of France is", "Paris"),)),
+    EditRequest("b", "He speaks the language of {}", "Vladimir Putin", "French", "Russian"),
+]
+
+
+def target_logprob(model, tokenizer, request: EditRequest, target: str) -> float:
+    prompt = tokenizer(request.text)["input_ids"]
+    tokens = tokenizer(" " + target, add_special_tokens=False)["input_ids"]
+    ids = torch.tensor([prompt + tokens[:-1]])
+    with torch.no_grad():
+        logp = torch.log_softmax(model(ids).logits[0].float(), dim=-1)
+    return float(sum(logp[len(prompt) - 1 + j, t] for j, t in enumerate(tokens)))
+
+
+@pytest.fixture(params=["llama", "gpt2"])
+def arch(request):
+    return request.param
+
+
+@pytest.fixture
+def model(arch, tokenizer):
+    return tiny_model(arch, len(tokenizer))
+
+
+@pytest.fixture
+def cache(tmp_path_factory, arch):
+    return tmp_path_factory.getbasetemp() / f"editor-cache-{arch}"
+
+
+@pytest.mark.parametrize("method", ["ft", "rome", "memit"])
+def test_edit_raises_target_only_declared_params_change_and_restore_is_exact(
+        method, arch, model, tokenizer, cache):
+    editor = create(method, TINY_METHOD_OPTIONS[method], cache_dir=cache)
+    editor.prepare(model, tokenizer, f"tiny-{arch}")
+    original = {n: p.detach().clone() for n, p in model.named_parameters()}
+    request = REQUESTS[0]
+    before = target_logprob(model, tokenizer, request, request.target_new)
+    handle = editor.apply(model, tokenizer, [request])
+    after = target_logprob(model, tokenizer, request, request.target_new)
+    assert after > before + 1.0, f"{method} did not raise P(target_new): {before} -> {after}"
+
+    declared = set(editor.parameter_names(model))
+    changed = {n for n, p in model.named_parameters() if not torch.equal(p, original[n])}
+    assert changed and changed <= declared, f"changed {changed - declared} outside {declared}"
+
+    handle.restore()
+    handle.restore()  # idempotent
+    for name, p in model.named_parameters():
+        assert torch.equal(p, original[name]), f"{name} not restored bit for bit"
+
+
+def test_rome_update_is_rank_one(arch, model, tokenizer, cache):
+    editor = create("rome", TINY_METHOD_OPTIONS["rome"], cache_dir=cache)
+    editor.prepare(model, tokenizer, f"tiny-{arch}")
+    (name,) = editor.parameter_names(model)
+    before = model.get_parameter(name).detach().clone()
+    editor.apply(model, tokenizer, [REQUESTS[0]])
+    delta = to_out_in(model.get_parameter(name).detach() - before, arch_for(model))
+    assert torch.linalg.matrix_rank(delta.double(), rtol=1e-6) == 1
+
+
+def test_memit_writes_a_batch_across_its_layers(arch, model, tokenizer, cache):
+    editor = create("memit", TINY_METHOD_OPTIONS["memit"], cache_dir=cache)
+    editor.prepare(model, tokenizer, f"tiny-{arch}")
+    before = [target_logprob(model, tokenizer, r, r.target_new) for r in REQUESTS]
+    handle = editor.apply(model, tokenizer, REQUESTS)
+    after = [target_logprob(model, tokenizer, r, r.target_new) for r in REQUESTS]
+    assert all(a > b + 1.0 for a, b in zip(after, before)), (before, after)
+    assert set(handle.delta_norms()) == set(editor.parameter_names(model))
+    assert all(v > 0 for v in handle.delta_norms().values())
+
+
+def test_rome_refuses_a_batch(model, tokenizer, cache):
+    editor = create("rome", TINY_METHOD_OPTIONS["rome"], cache_dir=cache)
+    editor.prepare(model, tokenizer, "tiny")
+    with pytest.raises(ValueError, match="one fact at a time"):
+        editor.apply(model, tokenizer, REQUESTS)
+
+
+def test_apply_before_prepare_is_an_error(model, tokenizer, cache):
+    editor = create("ft", TINY_METHOD_OPTIONS["ft"], cache_dir=cache)
+    with pytest.raises(RuntimeError, match="prepare"):
+        editor.apply(model, tokenizer, REQUESTS[:1])
+
+
+def test_handle_merge_restores_the_oldest_copy(model):
+    name = next(n for n, _ in model.named_parameters())
+    param = model.get_parameter(name)
+    original = param.detach().clone()
+    first = EditHandle.snapshot(model, [name])
+    with torch.no_grad():
+        param.add_(1.0)
+    second = EditHandle.snapshot(model, [name])
+    with torch.no_grad():
+        param.add_(1.0)
+    first.merge(second)
+    first.restore()
+    assert torch.equal(param, original)
+
+
+def test_layer_specs_know_the_weight_layouts(tokenizer):
+    gpt2 = tiny_model("gpt2", len(tokenizer))
+    llama = tiny_model("llama", len(tokenizer))
+    assert arch_for(gpt2) is GPT2 and arch_for(llama) is LLAMA
+    # GPT-2's Conv1D stores (in, out) = (4*d, d) for c_proj; LLaMA's Linear (out, in).
+    c_proj = gpt2.get_parameter(GPT2.weight_name(0))
+    down = llama.get_parameter(LLAMA.weight_name(0))
+    assert tuple(c_proj.shape) == (256, 64) and tuple(to_out_in(c_proj, GPT2).shape) == (64, 256)
+    assert tuple(down.shape) == (64, 128) and to_out_in(down, LLAMA) is down

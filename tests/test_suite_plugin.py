@@ -1,0 +1,166 @@
+"""The suite end to end through pytester: xdist parity, the two regression properties, errors."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tests.tiny import save_tiny
+
+pytest_plugins = ["pytester"]
+REPO = Path(__file__).resolve().parents[1]
+
+TEST_EDITORS = '''
+import torch
+from editors.base import EditorBase
+from editors.ft import FtSettings
+
+
+class NoOp(EditorBase):
+    """Claims to edit and changes nothing: the efficacy test must catch it."""
+    name = "noop"
+    settings = FtSettings
+
+    def _parameter_names(self, model):
+        return []
+
+    def _apply(self, model, tokenizer, requests):
+        return {}
+
+
+class Damage(EditorBase):
+    """Adds seeded noise (one weight-std) to every MLP output matrix, as a harmful edit does."""
+    name = "damage"
+    settings = FtSettings
+
+    def _parameter_names(self, model):
+        return [n for n, _ in model.named_parameters() if n.endswith("mlp.down_proj.weight")]
+
+    def _apply(self, model, tokenizer, requests):
+        gen = torch.Generator().manual_seed(0)
+        with torch.no_grad():
+            for name in self._parameter_names(model):
+                w = model.get_parameter(name)
+                w.add_(torch.randn(w.shape, generator=gen) * w.std())
+        return {}
+
+
+class NaN(EditorBase):
+    """Turns an MLP matrix into NaN: the model collapses."""
+    name = "nan"
+    settings = FtSettings
+
+    def _parameter_names(self, model):
+        return ["model.layers.1.mlp.down_proj.weight"]
+
+    def _apply(self, model, tokenizer, requests):
+        with torch.no_grad():
+            model.get_parameter(self._parameter_names(model)[0]).fill_(float("nan"))
+        return {}
+'''
+
+
+def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    pytester.makepyfile(my_editors=TEST_EDITORS)
+    return pytester.runpytest_subprocess(
+        str(REPO / "suites"), "--rootdir", str(REPO), "-c", str(REPO / "pyproject.toml"),
+        "-p", "no:cacheprovider", *args, timeout=900)
+
+
+def rows(report_dir: Path) -> dict[tuple, tuple]:
+    data = json.loads((report_dir / "results.json").read_text())
+    return {(r["model"], r["method"], r["n_edits"], r["benchmark"], r["metric"]):
+            (r["baseline"], r["edited"], r["passed"], r["status"]) for r in data["results"]}
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory, tokenizer) -> Path:
+    return save_tiny("llama", tokenizer, tmp_path_factory.mktemp("models") / "tiny-llama")
+
+
+def tiny_args(tiny_dir: Path, cache: Path, report: Path) -> list[str]:
+    return ["--models", str(tiny_dir), "--methods", "rome,ft", "--n-edits", "1,2",
+            "--benchmarks", "efficacy,facts,truthfulqa", "--bench-opt", "facts.limit=20",
+            "--bench-opt", "truthfulqa.limit=10", "--method-opt", "rome.layer=1",
+            "--method-opt", "rome.stats_tokens=2000", "--method-opt", "rome.context_templates=2",
+            "--method-opt", "ft.layer=1", "--editguard-cache", str(cache),
+            "--report-dir", str(report)]
+
+
+def test_xdist_gives_the_same_results_as_one_process(pytester, tiny_dir, tmp_path):
+    serial = run(pytester, *tiny_args(tiny_dir, tmp_path / "c0", tmp_path / "r0"), "-n", "0")
+    assert "editguard degradation" in serial.stdout.str()
+    serial.stdout.fnmatch_lines(["*tiny-llama*rome*2*"])
+    parallel = run(pytester, *tiny_args(tiny_dir, tmp_path / "c2", tmp_path / "r2"), "-n", "2")
+    assert "editguard degradation" in parallel.stdout.str()
+    assert serial.ret == parallel.ret
+    one, two = rows(tmp_path / "r0"), rows(tmp_path / "r2")
+    assert len(one) == 2 * 2 * (3 + 1 + 1) and one == two
+    assert "gw1" in parallel.stdout.str() or "2 workers" in parallel.stdout.str()
+
+
+def test_case_ids_are_readable_and_sorted(pytester, tiny_dir, tmp_path):
+    result = run(pytester, *tiny_args(tiny_dir, tmp_path / "c", tmp_path / "r"),
+                 "--collect-only", "-q")
+    ids = [line.split("[")[1].rstrip("]") for line in result.stdout.lines if "[" in line]
+    assert ids[:3] == ["tiny-llama-ft-n1-efficacy", "tiny-llama-ft-n1-facts",
+                       "tiny-llama-ft-n1-truthfulqa"]
+    assert len(ids) == 12
+
+
+@pytest.mark.slow
+def test_a_noop_editor_fails_efficacy_and_a_damaging_one_fails_capability(pytester, tmp_path):
+    result = run(pytester, "--models", "smollm2-135m",
+                 "--methods", "my_editors:NoOp,my_editors:Damage", "--n-edits", "2",
+                 "--benchmarks", "efficacy,facts", "--bench-opt", "facts.limit=60",
+                 "--editguard-cache", str(tmp_path / "cache"), "--report-dir", str(tmp_path / "r"),
+                 "-v")
+    out = result.stdout.str()
+    outcomes = {line.split("::")[1].split(" ")[0]: line.split(" ")[1]
+                for line in result.stdout.lines if "::test_" in line and "[" in line
+                and ("PASSED" in line or "FAILED" in line)}
+    assert outcomes["test_efficacy[smollm2-135m-noop-n2-efficacy]"] == "FAILED"
+    assert outcomes["test_capability[smollm2-135m-noop-n2-facts]"] == "PASSED"
+    assert outcomes["test_capability[smollm2-135m-damage-n2-facts]"] == "FAILED"
+    assert "efficacy rewrite 0.000 below minimum 0.900 [smollm2-135m | noop | n=2]" in out
+    assert "facts acc dropped" in out
+    r = rows(tmp_path / "r")
+    base, edited, passed, _ = r[("smollm2-135m", "damage", 2, "facts", "acc")]
+    assert base > 0.5 and edited < base - 0.05 and passed is False
+
+
+def test_a_collapsed_model_fails_with_model_collapsed_and_other_cases_go_on(pytester, tiny_dir, tmp_path):
+    result = run(pytester, "--models", str(tiny_dir), "--methods", "my_editors:NaN,ft",
+                 "--method-opt", "ft.layer=1", "--n-edits", "1", "--benchmarks", "facts",
+                 "--bench-opt", "facts.limit=10", "--max-drop", "facts=100",
+                 "--editguard-cache", str(tmp_path / "c"), "-v")
+    result.stdout.fnmatch_lines(["*test_capability*tiny-llama-ft-n1-facts* PASSED*",
+                                 "*test_capability*tiny-llama-nan-n1-facts* FAILED*"])
+    assert "model collapsed after 1 nan edits" in result.stdout.str()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--methods", "rome,memmit"], "unknown editing method 'memmit'. Did you mean 'memit'?"),
+    (["--benchmarks", "mmlu,truthfulq"], "unknown benchmark 'truthfulq'. Did you mean 'truthfulqa'?"),
+    (["--n-edits", "1,ten"], "--n-edits 'ten' is not an integer"),
+    (["--max-drop", "mmlu.acc:2"], "expected BENCHMARK[.METRIC]=POINTS"),
+    (["--max-drop", "mmlu.accuracy=2"], "accuracy"),
+    (["--n-edits", "100000"], "100000"),
+    (["--batch-size", "4", "--methods", "rome"], "edits one fact at a time"),
+])
+def test_bad_input_is_a_usage_error_that_names_the_value(pytester, args, message):
+    result = run(pytester, *args, "--collect-only")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert message in result.stderr.str()
+    assert "Traceback" not in result.stderr.str()
+
+
+def test_a_hub_id_offline_says_how_to_pass_a_local_directory(pytester, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    result = run(pytester, "--models", "meta-llama/Llama-2-7b-hf", "--collect-only")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    err = result.stderr.str()
+    assert "meta-llama/Llama-2-7b-hf" in err and "--models DIR" in err

@@ -1,0 +1,102 @@
+"""Trajectories: edits applied once along the way, scored at each checkpoint, restored exactly."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+import torch
+
+from editors.base import EditorBase, EditRequest
+from editors.ft import FineTuneEditor, FtSettings
+from fixtures.backends.hf import HFBackend
+from fixtures.benchmarks.registry import create as create_benchmark
+from fixtures.models import LoadedModel, ModelSpec, fingerprint
+from fixtures.trajectory import Trajectory
+from tests.tiny import tiny_model
+
+EDITS = [EditRequest(f"e{i}", "The capital of {} is", s, t, "Paris")
+         for i, (s, t) in enumerate([("France", "Rome"), ("Spain", "Oslo"), ("Italy", "Lima"),
+                                     ("Chile", "Kyiv"), ("Peru", "Doha")])]
+
+
+class CountingFT(FineTuneEditor):
+    """The real FT-L editor, counting the facts it is asked to write."""
+
+    name = "counting-ft"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.seen: list[str] = []
+
+    def _apply(self, model, tokenizer, requests: list[EditRequest]) -> dict[str, Any]:
+        self.seen += [r.case_id for r in requests]
+        return super()._apply(model, tokenizer, requests)
+
+
+class NaNEditor(EditorBase):
+    """Writes NaN into one MLP matrix: what a numerically broken editing method does."""
+
+    name = "nan"
+    settings = FtSettings
+
+    def _parameter_names(self, model):
+        return ["model.layers.1.mlp.down_proj.weight"]
+
+    def _apply(self, model, tokenizer, requests):
+        with torch.no_grad():
+            model.get_parameter(self._parameter_names(model)[0]).fill_(math.nan)
+        return {}
+
+
+def loaded(tokenizer) -> LoadedModel:
+    model = tiny_model("llama", len(tokenizer))
+    fp, digests = fingerprint(model)
+    return LoadedModel(ModelSpec("tiny"), model, tokenizer, fp, digests, "memory")
+
+
+def trajectory(lm: LoadedModel, editor, checkpoints, batch_size=1) -> Trajectory:
+    editor.prepare(lm.model, lm.tokenizer, lm.fingerprint)
+    backend = HFBackend(lm.model, lm.tokenizer)
+    benches = {"efficacy": create_benchmark("efficacy", edits=EDITS)}
+    baselines = {"efficacy": benches["efficacy"].evaluate(backend)}
+    return Trajectory(loaded=lm, editor=editor, edits=EDITS, checkpoints=checkpoints,
+                      batch_size=batch_size, benchmarks=benches, baselines=baselines,
+                      backend=backend)
+
+
+@pytest.mark.parametrize("batch_size", [1, 2])
+def test_each_edit_is_applied_once_and_every_checkpoint_is_scored(tokenizer, tmp_path, batch_size):
+    lm = loaded(tokenizer)
+    editor = CountingFT({"layer": 1}, cache_dir=tmp_path)
+    t = trajectory(lm, editor, [1, 3, 5], batch_size)
+    assert t.outcome(5, "efficacy").status == "ok"
+    assert editor.seen == [e.case_id for e in EDITS]  # 5 edits, not 1 + 3 + 5
+    assert sorted(t.outcomes) == [1, 3, 5]
+    assert t.outcome(1, "efficacy").edited.item_ids == ("e0",)
+    assert t.outcome(3, "efficacy").baseline.item_ids == ("e0", "e1", "e2")
+    assert all(len(s["case_ids"]) <= batch_size for s in t.edit_stats)
+    assert lm.changed_parameters() == ["model.layers.1.mlp.down_proj.weight"]
+    assert t.close() == [] and lm.changed_parameters() == []
+
+
+def test_a_collapsed_model_fails_its_checkpoints_and_still_restores(tokenizer, tmp_path):
+    lm = loaded(tokenizer)
+    t = trajectory(lm, NaNEditor(cache_dir=tmp_path), [1, 2])
+    first = t.outcome(1, "efficacy")
+    assert first.status == "collapsed" and "model collapsed after 1" in first.message
+    assert t.outcome(2, "efficacy").status == "collapsed"
+    assert t.close() == [] and lm.changed_parameters() == []
+
+
+def test_an_editor_error_is_an_outcome_not_a_crash(tokenizer, tmp_path):
+    class Broken(CountingFT):
+        def _apply(self, model, tokenizer, requests):
+            raise RuntimeError("boom")
+
+    lm = loaded(tokenizer)
+    t = trajectory(lm, Broken({"layer": 1}, cache_dir=tmp_path), [1])
+    out = t.outcome(1, "efficacy")
+    assert out.status == "error" and "RuntimeError: boom" in out.message
+    assert t.close() == [] and lm.changed_parameters() == []

@@ -1,0 +1,58 @@
+"""Tiny random-init causal LMs (LLaMA and GPT-2 layouts) with SmolLM2's real tokenizer."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import torch
+from transformers import (AutoTokenizer, GPT2Config, GPT2LMHeadModel, LlamaConfig,
+                          LlamaForCausalLM, PreTrainedModel, PreTrainedTokenizerBase)
+
+from fixtures.models import EMBEDDED
+
+
+def smollm_tokenizer() -> PreTrainedTokenizerBase:
+    entry = EMBEDDED["smollm2-135m"]
+    spec = importlib.util.find_spec(entry.package)
+    assert spec is not None and spec.submodule_search_locations, "run scripts/setup.sh first"
+    folder = list(spec.submodule_search_locations)[0]
+    return AutoTokenizer.from_pretrained(folder, gguf_file=entry.gguf_file)
+
+
+# With the usual 0.02, a 64-wide random model's logits are nearly uniform (std ~0.16) and no
+# edit can move a log-probability by more than about a nat; 0.2 gives edits room to show.
+INIT_RANGE = 0.2
+
+
+def tiny_model(arch: str, vocab_size: int, seed: int = 0, layers: int = 4) -> PreTrainedModel:
+    torch.manual_seed(seed)
+    if arch == "llama":
+        config = LlamaConfig(vocab_size=vocab_size, hidden_size=64, intermediate_size=128,
+                             num_hidden_layers=layers, num_attention_heads=4,
+                             num_key_value_heads=2, max_position_embeddings=512,
+                             tie_word_embeddings=True, initializer_range=INIT_RANGE)
+        model: PreTrainedModel = LlamaForCausalLM(config)
+    elif arch == "gpt2":
+        config = GPT2Config(vocab_size=vocab_size, n_embd=64, n_layer=layers, n_head=4,
+                            n_positions=512, initializer_range=INIT_RANGE)
+        model = GPT2LMHeadModel(config)
+    else:
+        raise ValueError(arch)
+    return model.eval()
+
+
+def save_tiny(arch: str, tokenizer: PreTrainedTokenizerBase, folder: Path, seed: int = 0) -> Path:
+    model = tiny_model(arch, len(tokenizer), seed)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+# Layer overrides that fit a 4-layer model (the per-family defaults assume real depths).
+TINY_METHOD_OPTIONS = {
+    "ft": {"layer": 1, "norm_constraint": 0.05, "lr": 0.01},
+    "rome": {"layer": 1, "stats_tokens": 3000, "context_templates": 2},
+    "memit": {"layers": (1, 2), "stats_tokens": 3000, "context_templates": 2,
+              "mom2_update_weight": 1.0},
+}
