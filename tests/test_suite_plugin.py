@@ -8,10 +8,18 @@ from pathlib import Path
 
 import pytest
 
+from fixtures.assets import editguard_home
 from tests.tiny import save_tiny
 
 pytest_plugins = ["pytester"]
 REPO = Path(__file__).resolve().parents[1]
+HOME = editguard_home()  # read before pytester points $HOME at a temporary directory
+
+
+@pytest.fixture(autouse=True)
+def data_home(monkeypatch):
+    """The inner runs read the installed data and the converted model from the real home."""
+    monkeypatch.setenv("EDITGUARD_HOME", str(HOME))
 
 TEST_EDITORS = '''
 import torch
@@ -70,6 +78,14 @@ def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
         "-p", "no:cacheprovider", *args, timeout=900)
 
 
+def verdict(result: pytest.RunResult, case_id: str) -> str:
+    """PASSED / FAILED of one case in a ``-v`` run."""
+    for line in result.stdout.lines:
+        if f"[{case_id}] " in line:
+            return "PASSED" if " PASSED" in line else "FAILED" if " FAILED" in line else line
+    raise AssertionError(f"{case_id} not in the output")
+
+
 def rows(report_dir: Path) -> dict[tuple, tuple]:
     data = json.loads((report_dir / "results.json").read_text())
     return {(r["model"], r["method"], r["n_edits"], r["benchmark"], r["metric"]):
@@ -119,12 +135,9 @@ def test_a_noop_editor_fails_efficacy_and_a_damaging_one_fails_capability(pytest
                  "--editguard-cache", str(tmp_path / "cache"), "--report-dir", str(tmp_path / "r"),
                  "-v")
     out = result.stdout.str()
-    outcomes = {line.split("::")[1].split(" ")[0]: line.split(" ")[1]
-                for line in result.stdout.lines if "::test_" in line and "[" in line
-                and ("PASSED" in line or "FAILED" in line)}
-    assert outcomes["test_efficacy[smollm2-135m-noop-n2-efficacy]"] == "FAILED"
-    assert outcomes["test_capability[smollm2-135m-noop-n2-facts]"] == "PASSED"
-    assert outcomes["test_capability[smollm2-135m-damage-n2-facts]"] == "FAILED"
+    assert verdict(result, "smollm2-135m-noop-n2-efficacy") == "FAILED"
+    assert verdict(result, "smollm2-135m-noop-n2-facts") == "PASSED"
+    assert verdict(result, "smollm2-135m-damage-n2-facts") == "FAILED"
     assert "efficacy rewrite 0.000 below minimum 0.900 [smollm2-135m | noop | n=2]" in out
     assert "facts acc dropped" in out
     r = rows(tmp_path / "r")
@@ -137,8 +150,8 @@ def test_a_collapsed_model_fails_with_model_collapsed_and_other_cases_go_on(pyte
                  "--method-opt", "ft.layer=1", "--n-edits", "1", "--benchmarks", "facts",
                  "--bench-opt", "facts.limit=10", "--max-drop", "facts=100",
                  "--editguard-cache", str(tmp_path / "c"), "-v")
-    result.stdout.fnmatch_lines(["*test_capability*tiny-llama-ft-n1-facts* PASSED*",
-                                 "*test_capability*tiny-llama-nan-n1-facts* FAILED*"])
+    assert verdict(result, "tiny-llama-ft-n1-facts") == "PASSED"
+    assert verdict(result, "tiny-llama-nan-n1-facts") == "FAILED"
     assert "model collapsed after 1 nan edits" in result.stdout.str()
 
 
