@@ -177,3 +177,13 @@ def test_a_hub_id_offline_says_how_to_pass_a_local_directory(pytester, monkeypat
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     err = result.stderr.str()
     assert "meta-llama/Llama-2-7b-hf" in err and "--models DIR" in err
+
+
+def test_an_unsupported_architecture_is_refused_at_start_up(pytester, tmp_path):
+    from transformers import BloomConfig
+
+    folder = tmp_path / "tiny-bloom"
+    BloomConfig(n_layer=1, hidden_size=8, n_head=1).save_pretrained(folder)
+    result = run(pytester, "--models", str(folder), "--collect-only")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "'bloom'" in result.stderr.str() and "supported: " in result.stderr.str()

@@ -100,3 +100,16 @@ def test_an_editor_error_is_an_outcome_not_a_crash(tokenizer, tmp_path):
     out = t.outcome(1, "efficacy")
     assert out.status == "error" and "RuntimeError: boom" in out.message
     assert t.close() == [] and lm.changed_parameters() == []
+
+
+def test_an_undeclared_change_is_caught_at_restore(tokenizer, tmp_path):
+    class Sneaky(CountingFT):
+        def _apply(self, model, tokenizer, requests):
+            with torch.no_grad():
+                model.get_parameter("model.norm.weight").add_(1.0)  # not declared
+            return super()._apply(model, tokenizer, requests)
+
+    lm = loaded(tokenizer)
+    t = trajectory(lm, Sneaky({"layer": 1}, cache_dir=tmp_path), [1])
+    assert t.outcome(1, "efficacy").status == "ok"
+    assert t.close() == ["model.norm.weight"]
