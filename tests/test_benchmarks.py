@@ -86,3 +86,14 @@ def test_baseline_store_computes_once_across_threads(tmp_path):
     assert len(calls) == 1
     assert store.get_or_compute(parts, compute).value("acc") == 1.0 and len(calls) == 1
     assert store.path(parts) != store.path({**parts, "model": "other"})
+
+
+def test_the_efficacy_baseline_key_covers_the_edit_contents_not_just_ids():
+    from editors.base import EditRequest
+
+    a = EditRequest("e1", "The capital of {} is", "France", "Rome", "Paris")
+    b = EditRequest("e1", "The capital of {} is", "France", "Oslo", "Paris")  # same id
+    config_a = create("efficacy", edits=[a]).config()
+    config_b = create("efficacy", edits=[b]).config()
+    assert config_a["edits"]["ids"] == config_b["edits"]["ids"] == ["e1"]
+    assert config_a != config_b

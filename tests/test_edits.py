@@ -217,8 +217,10 @@ def test_real_edits(wikidata: dict) -> None:
         assert r.text not in {n.prompt for n in r.neighbourhood}
     same_object = sum(all(n.target == r.target_true for n in r.neighbourhood) for r in requests)
     assert same_object / len(requests) > 0.9
-    assert wikidata["embedded"] == requests
     assert build_wikidata_edits(pool, seed=0) == requests
+    embedded = build_wikidata_edits(pool, seed=0, neighbours=wikidata["heldout_api"])
+    assert wikidata["embedded"] == embedded
+    assert [r.target_new for r in embedded] == [r.target_new for r in requests]
     assert [r.target_new for r in build_wikidata_edits(pool, seed=1)] != [r.target_new for r in requests]
 
 
@@ -269,3 +271,14 @@ def test_sample_is_prefix_consistent(subjects: list[str], seed: int, data: st.Da
     assert sample(requests, small, seed) == drawn[:small]
     assert len({r.subject for r in drawn}) == big
     assert [r.case_id for r in sample(requests, big, seed)] == [r.case_id for r in drawn]
+
+
+def test_embedded_neighbours_come_from_the_never_edited_pool(asset_home: Path) -> None:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("EDITGUARD_HOME", str(asset_home))
+        edits = embedded_edits(0)
+    subjects = {e.subject for e in edits}
+    prompts = {e.text for e in edits}
+    assert all(n.prompt not in prompts for e in edits for n in e.neighbourhood)
+    assert sum(len(e.neighbourhood) for e in edits) >= 2.9 * len(edits)
+    assert len(subjects) > 4000
