@@ -87,7 +87,8 @@ def _compute(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, modules
     from fixtures.corpora import load_corpus, token_chunks
 
     corpus = load_corpus(spec.corpus)
-    chunks = token_chunks(corpus, tokenizer, spec.n_tokens, spec.seq_len)
+    # tokenizer defaults (a BOS where the model uses one), as edit prompts and scoring have
+    chunks = token_chunks(corpus, tokenizer, spec.n_tokens, spec.seq_len, add_special_tokens=True)
     device = next(model.parameters()).device
     sums: dict[str, torch.Tensor] = {}
     count = 0
