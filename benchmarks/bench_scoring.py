@@ -4,7 +4,7 @@ Naive = what a straightforward harness does: one full forward pass per (context,
 request with the vocabulary projection at every position. The backend shares inputs between
 requests, reuses prefix-covered passes, batches by length and projects only where scored.
 
-    .venv/bin/python benchmarks/bench_scoring.py [--model smollm2-135m] [--limit 40]
+    .venv/bin/python -m benchmarks.bench_scoring [--model smollm2-135m] [--limit 40]
 
 Prints seconds for each and the speed-up ratio; also checks that both give the same scores.
 """
