@@ -21,58 +21,9 @@ def data_home(monkeypatch):
     """The inner runs read the installed data and the converted model from the real home."""
     monkeypatch.setenv("EDITGUARD_HOME", str(HOME))
 
-TEST_EDITORS = '''
-import torch
-from editors.base import EditorBase
-from editors.ft import FtSettings
-
-
-class NoOp(EditorBase):
-    """Claims to edit and changes nothing: the efficacy test must catch it."""
-    name = "noop"
-    settings = FtSettings
-
-    def _parameter_names(self, model):
-        return []
-
-    def _apply(self, model, tokenizer, requests):
-        return {}
-
-
-class Damage(EditorBase):
-    """Adds seeded noise (one weight-std) to every MLP output matrix, as a harmful edit does."""
-    name = "damage"
-    settings = FtSettings
-
-    def _parameter_names(self, model):
-        return [n for n, _ in model.named_parameters() if n.endswith("mlp.down_proj.weight")]
-
-    def _apply(self, model, tokenizer, requests):
-        gen = torch.Generator().manual_seed(0)
-        with torch.no_grad():
-            for name in self._parameter_names(model):
-                w = model.get_parameter(name)
-                w.add_(torch.randn(w.shape, generator=gen) * w.std())
-        return {}
-
-
-class NaN(EditorBase):
-    """Turns an MLP matrix into NaN: the model collapses."""
-    name = "nan"
-    settings = FtSettings
-
-    def _parameter_names(self, model):
-        return ["model.layers.1.mlp.down_proj.weight"]
-
-    def _apply(self, model, tokenizer, requests):
-        with torch.no_grad():
-            model.get_parameter(self._parameter_names(model)[0]).fill_(float("nan"))
-        return {}
-'''
 
 
 def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    pytester.makepyfile(my_editors=TEST_EDITORS)
     return pytester.runpytest_subprocess(
         str(REPO / "suites"), "--rootdir", str(REPO), "-c", str(REPO / "pyproject.toml"),
         "-p", "no:cacheprovider", *args, timeout=900)
@@ -130,7 +81,7 @@ def test_case_ids_are_readable_and_sorted(pytester, tiny_dir, tmp_path):
 @pytest.mark.slow
 def test_a_noop_editor_fails_efficacy_and_a_damaging_one_fails_capability(pytester, tmp_path):
     result = run(pytester, "--models", "smollm2-135m",
-                 "--methods", "my_editors:NoOp,my_editors:Damage", "--n-edits", "2",
+                 "--methods", "tests.editors_for_tests:NoOp,tests.editors_for_tests:Damage", "--n-edits", "2",
                  "--benchmarks", "efficacy,facts", "--bench-opt", "facts.limit=60",
                  "--editguard-cache", str(tmp_path / "cache"), "--report-dir", str(tmp_path / "r"),
                  "-v")
@@ -146,7 +97,7 @@ def test_a_noop_editor_fails_efficacy_and_a_damaging_one_fails_capability(pytest
 
 
 def test_a_collapsed_model_fails_with_model_collapsed_and_other_cases_go_on(pytester, tiny_dir, tmp_path):
-    result = run(pytester, "--models", str(tiny_dir), "--methods", "my_editors:NaN,ft",
+    result = run(pytester, "--models", str(tiny_dir), "--methods", "tests.editors_for_tests:NaN,ft",
                  "--method-opt", "ft.layer=1", "--n-edits", "1", "--benchmarks", "facts",
                  "--bench-opt", "facts.limit=10", "--max-drop", "facts=100",
                  "--editguard-cache", str(tmp_path / "c"), "-v")

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import pytest
 import torch
 
-from editors.base import EditorBase, EditRequest
-from editors.ft import FineTuneEditor, FtSettings
+from editors.base import EditRequest
+from editors.ft import FineTuneEditor
 from fixtures.backends.hf import HFBackend
 from fixtures.benchmarks.registry import create as create_benchmark
 from fixtures.models import LoadedModel, ModelSpec, fingerprint
 from fixtures.trajectory import Trajectory
+from tests.editors_for_tests import NaN
 from tests.tiny import tiny_model
 
 EDITS = [EditRequest(f"e{i}", "The capital of {} is", s, t, "Paris")
@@ -33,21 +33,6 @@ class CountingFT(FineTuneEditor):
     def _apply(self, model, tokenizer, requests: list[EditRequest]) -> dict[str, Any]:
         self.seen += [r.case_id for r in requests]
         return super()._apply(model, tokenizer, requests)
-
-
-class NaNEditor(EditorBase):
-    """Writes NaN into one MLP matrix: what a numerically broken editing method does."""
-
-    name = "nan"
-    settings = FtSettings
-
-    def _parameter_names(self, model):
-        return ["model.layers.1.mlp.down_proj.weight"]
-
-    def _apply(self, model, tokenizer, requests):
-        with torch.no_grad():
-            model.get_parameter(self._parameter_names(model)[0]).fill_(math.nan)
-        return {}
 
 
 def loaded(tokenizer) -> LoadedModel:
@@ -83,7 +68,7 @@ def test_each_edit_is_applied_once_and_every_checkpoint_is_scored(tokenizer, tmp
 
 def test_a_collapsed_model_fails_its_checkpoints_and_still_restores(tokenizer, tmp_path):
     lm = loaded(tokenizer)
-    t = trajectory(lm, NaNEditor(cache_dir=tmp_path), [1, 2])
+    t = trajectory(lm, NaN(cache_dir=tmp_path), [1, 2])
     first = t.outcome(1, "efficacy")
     assert first.status == "collapsed" and "model collapsed after 1" in first.message
     assert t.outcome(2, "efficacy").status == "collapsed"

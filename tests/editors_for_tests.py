@@ -1,0 +1,51 @@
+"""Editors the tests plug in by import path: each does one thing the suite must notice."""
+
+from __future__ import annotations
+
+import torch
+
+from editors.base import EditorBase
+from editors.ft import FtSettings
+
+
+class NoOp(EditorBase):
+    """Claims to edit and changes nothing: the efficacy test must catch it."""
+    name = "noop"
+    settings = FtSettings
+
+    def _parameter_names(self, model):
+        return []
+
+    def _apply(self, model, tokenizer, requests):
+        return {}
+
+
+class Damage(EditorBase):
+    """Adds seeded noise (one weight-std) to every MLP output matrix, as a harmful edit does."""
+    name = "damage"
+    settings = FtSettings
+
+    def _parameter_names(self, model):
+        return [n for n, _ in model.named_parameters() if n.endswith("mlp.down_proj.weight")]
+
+    def _apply(self, model, tokenizer, requests):
+        gen = torch.Generator().manual_seed(0)
+        with torch.no_grad():
+            for name in self._parameter_names(model):
+                w = model.get_parameter(name)
+                w.add_(torch.randn(w.shape, generator=gen) * w.std())
+        return {}
+
+
+class NaN(EditorBase):
+    """Turns an MLP matrix into NaN: the model collapses."""
+    name = "nan"
+    settings = FtSettings
+
+    def _parameter_names(self, model):
+        return ["model.layers.1.mlp.down_proj.weight"]
+
+    def _apply(self, model, tokenizer, requests):
+        with torch.no_grad():
+            model.get_parameter(self._parameter_names(model)[0]).fill_(float("nan"))
+        return {}
