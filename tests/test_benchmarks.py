@@ -10,7 +10,7 @@ import pytest
 
 from fixtures.baselines import BaselineStore
 from fixtures.benchmarks.base import BenchmarkResult, choose, correct
-from fixtures.benchmarks.facts import items
+from fixtures.benchmarks.facts import fact_items
 from fixtures.benchmarks.mmlu import Mmlu, Question
 from fixtures.benchmarks.registry import UnknownBenchmarkError, create, metric_names, resolve
 from fixtures.edits import Fact
@@ -53,12 +53,13 @@ def test_result_value_stderr_subset_and_json_round_trip():
 
 def test_facts_items_have_one_true_answer_among_distinct_choices():
     facts = [Fact("country", f"S{i}", o) for i, o in enumerate("ABCDEFAB")]
-    out = items(facts, 4, seed=0)
-    assert len(out) == 8 and out == items(facts, 4, seed=0)
+    out = fact_items(facts, 4, seed=0)
+    assert len(out) == 8 and out == fact_items(facts, 4, seed=0)
     for item in out:
-        assert len(set(item.choices)) == 4
+        assert len(set(item.continuations)) == 4
         subject = item.id.split("|")[1]
-        assert item.choices[item.answer] == next(f.object for f in facts if f.subject == subject)
+        assert item.continuations[item.answer] == " " + next(f.object for f in facts
+                                                              if f.subject == subject)
 
 
 def test_registry_errors_and_option_validation():
