@@ -142,10 +142,10 @@ class EditorBase:
     supports_batch: ClassVar[bool] = True
     settings: ClassVar[type]
 
-    def __init__(self, overrides: Mapping[str, Any] | None = None, *,
-                 cache_dir: Path | None = None, seed: int = 0) -> None:
+    def __init__(self, overrides: Mapping[str, Any] | None = None, *, cache_dir: Path,
+                 seed: int = 0) -> None:
         self._overrides = dict(overrides or {})
-        self._cache_dir = Path(cache_dir) if cache_dir is not None else Path(".cache/editguard")
+        self._cache_dir = Path(cache_dir)  # where statistics are cached
         self._seed = seed
         self._cfg: Any = None
         self._prepared_for: str | None = None

@@ -71,5 +71,5 @@ def resolve(spec: str) -> type:
 
 def create(spec: str, overrides: Mapping[str, Any] | None = None, *, cache_dir: Path,
            seed: int = 0) -> Editor:
-    editor = resolve(spec)(overrides, cache_dir=cache_dir, seed=seed)
-    return editor  # type: ignore[no-any-return]
+    editor: Editor = resolve(spec)(overrides, cache_dir=cache_dir, seed=seed)
+    return editor

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from filelock import FileLock
 from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from editors.layers import arch_for
@@ -75,9 +75,9 @@ def layer_stats(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, laye
     for layer in layers:
         with safe_open(str(paths[layer]), framework="pt") as handle:
             meta = handle.metadata()
-        out[layer] = LayerStats(module=modules[layer], mom2=load_file(str(paths[layer]))["mom2"],
-                                n_tokens=int(meta["n_tokens"]), corpus=meta["corpus"],
-                                corpus_source=meta["corpus_source"])
+            mom2 = handle.get_tensor("mom2")
+        out[layer] = LayerStats(module=modules[layer], mom2=mom2, n_tokens=int(meta["n_tokens"]),
+                                corpus=meta["corpus"], corpus_source=meta["corpus_source"])
     return out
 
 

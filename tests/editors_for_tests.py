@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from editors.base import EditorBase
-from editors.ft import FtSettings
+from editors.ft import FineTuneEditor, FtSettings
 
 
 class NoOp(EditorBase):
@@ -49,3 +49,15 @@ class NaN(EditorBase):
         with torch.no_grad():
             model.get_parameter(self._parameter_names(model)[0]).fill_(float("nan"))
         return {}
+
+
+class Drift(FineTuneEditor):
+    """FT-L that also nudges the final norm, which it does not declare: its restore must fail,
+    and nothing scored after it may see the leftover change."""
+    name = "drift"  # sorts before "ft", so its trajectory runs first
+
+    def _apply(self, model, tokenizer, requests):
+        norm = model.get_parameter("model.norm.weight")
+        with torch.no_grad():  # non-uniform, so that rankings (and scores) change
+            norm.add_(torch.randn(norm.shape, generator=torch.Generator().manual_seed(0)))
+        return super()._apply(model, tokenizer, requests)

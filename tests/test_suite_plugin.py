@@ -138,3 +138,21 @@ def test_an_unsupported_architecture_is_refused_at_start_up(pytester, tmp_path):
     result = run(pytester, "--models", str(folder), "--collect-only")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert "'bloom'" in result.stderr.str() and "supported: " in result.stderr.str()
+
+
+def test_a_failed_restore_is_blamed_on_its_group_and_the_next_group_gets_clean_weights(
+        pytester, tiny_dir, tmp_path):
+    common = ["--models", str(tiny_dir), "--n-edits", "1", "--benchmarks", "facts",
+              "--bench-opt", "facts.limit=20", "--max-drop", "facts=100", "--method-opt",
+              "ft.layer=1"]
+    alone = run(pytester, *common, "--methods", "ft", "--editguard-cache", str(tmp_path / "c1"),
+                "--report-dir", str(tmp_path / "r1"))
+    after = run(pytester, *common, "--methods", "tests.editors_for_tests:Drift,ft",
+                "--method-opt", "drift.layer=1", "--editguard-cache", str(tmp_path / "c2"),
+                "--report-dir", str(tmp_path / "r2"), "-v")
+    assert alone.ret == pytest.ExitCode.OK
+    out = after.stdout.str()
+    assert "tiny-llama-drift: restoring the weights left 1 parameters different" in out
+    assert "model.norm.weight" in out
+    key = ("tiny-llama", "ft", 1, "facts", "acc")
+    assert rows(tmp_path / "r2")[key] == rows(tmp_path / "r1")[key]
