@@ -1,4 +1,8 @@
-"""The editor contract: what an edit asks for, what an editor does, and how it is undone."""
+"""The editor contract: what an editor is handed, what it does, and how it is undone.
+
+An editor knows nothing about pytest, benchmarks or backends. What it needs from the run
+(cache directory, corpus provider, seed, progress reporter) arrives in a ``PrepareContext``.
+"""
 
 from __future__ import annotations
 
@@ -10,65 +14,61 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from editors.hparams import build, family_defaults
-from editors.layers import arch_for
+from editguard.editors.hparams import family_defaults
+from editguard.editors.layers import arch_for
+from editguard.edits.request import EditRequest, Neighbour
+from editguard.lm.corpus import CorpusProvider
+from editguard.settings import build
+
+__all__ = ["EditHandle", "EditRequest", "Editor", "EditorBase", "Neighbour", "PrepareContext",
+           "Progress", "silent"]
+
+# What an editor reports about one apply() call (losses, steps, norms): plain JSON values.
+EditStats = Mapping[str, object]
+
+
+class Progress(Protocol):
+    """Told how far a long phase has got: ``progress("covariance statistics", 3, 50)``."""
+
+    def __call__(self, phase: str, done: int, total: int) -> None: ...
+
+
+def silent(phase: str, done: int, total: int) -> None:
+    """A progress reporter that reports nothing."""
 
 
 @dataclasses.dataclass(frozen=True)
-class Neighbour:
-    """A prompt about something else that the edit must leave alone, and its expected answer."""
+class PrepareContext:
+    """What the run hands an editor before its first edit.
 
-    prompt: str
-    target: str
-
-
-@dataclasses.dataclass(frozen=True)
-class EditRequest:
-    """One fact to rewrite: ``prompt.format(subject)`` should be completed by ``target_new``.
-
-    ``prompt`` holds exactly one ``{}`` where the subject goes (CounterFact's convention).
-    Targets are stored without a leading space; scoring adds the separator.
+    ``fingerprint`` identifies the unedited weights (every cache key includes it); ``cache_dir``
+    is where the editor may keep artifacts such as covariance statistics; ``corpus`` turns a
+    corpus spec (``"wikipedia-en"``, ``"file:PATH"``) into documents.
     """
 
-    case_id: str
-    prompt: str
-    subject: str
-    target_new: str
-    target_true: str
-    paraphrase_prompts: tuple[str, ...] = ()
-    neighbourhood: tuple[Neighbour, ...] = ()
-    relation: str = ""
-
-    def __post_init__(self) -> None:
-        if self.prompt.count("{}") != 1:
-            raise ValueError(
-                f"edit {self.case_id!r}: prompt {self.prompt!r} must contain exactly one '{{}}' "
-                "where the subject goes"
-            )
-        if not self.subject or not self.target_new:
-            raise ValueError(f"edit {self.case_id!r}: subject and target_new must be non-empty")
-
-    @property
-    def text(self) -> str:
-        """The rewrite prompt with the subject filled in."""
-        return self.prompt.format(self.subject)
+    fingerprint: str
+    cache_dir: Path
+    corpus: CorpusProvider
+    seed: int = 0
+    progress: Progress = silent
 
 
 class EditHandle:
     """Undoes one edit (or a chain of them) by copying the original tensors back.
 
     ``originals`` maps parameter names to copies taken before the first change. ``restore`` is
-    idempotent and exact: it copies, it never subtracts an update.
+    idempotent and exact: it copies, it never subtracts an update. ``batches`` holds what the
+    editor reported for each ``apply`` call the handle covers, in order.
     """
 
     def __init__(self, model: torch.nn.Module, originals: Mapping[str, torch.Tensor],
-                 stats: Mapping[str, Any] | None = None) -> None:
+                 batches: Sequence[EditStats] = ()) -> None:
         self._model = model
         self._originals = dict(originals)
-        self.stats: dict[str, Any] = dict(stats or {})
+        self.batches: list[dict[str, object]] = [dict(b) for b in batches]
 
     @classmethod
-    def snapshot(cls, model: torch.nn.Module, names: Sequence[str]) -> "EditHandle":
+    def snapshot(cls, model: torch.nn.Module, names: Sequence[str]) -> EditHandle:
         """Take copies of the named parameters before they are changed."""
         params = dict(model.named_parameters())
         missing = [n for n in names if n not in params]
@@ -80,12 +80,12 @@ class EditHandle:
     def names(self) -> tuple[str, ...]:
         return tuple(sorted(self._originals))
 
-    def merge(self, later: "EditHandle") -> None:
-        """Absorb a later edit: keep the oldest copy of each parameter, so restore undoes both."""
+    def merge(self, later: EditHandle) -> None:
+        """Absorb a later edit: keep the oldest copy of each parameter, so restore undoes both,
+        and every batch's stats."""
         for name, tensor in later._originals.items():
             self._originals.setdefault(name, tensor)
-        for key, value in later.stats.items():
-            self.stats.setdefault(key, value)
+        self.batches.extend(later.batches)
 
     @torch.no_grad()
     def restore(self) -> None:
@@ -94,34 +94,36 @@ class EditHandle:
             params[name].copy_(original)
 
     @torch.no_grad()
-    def delta_norms(self) -> dict[str, float]:
-        """Frobenius norm of (current - original) for every parameter this handle covers."""
+    def change_norms(self) -> dict[str, dict[str, float]]:
+        """Per covered parameter: Frobenius norm of (current - original) and of the original."""
         params = dict(self._model.named_parameters())
-        return {
-            n: float((params[n].detach().float() - o.float()).norm())
-            for n, o in sorted(self._originals.items())
-        }
+        out: dict[str, dict[str, float]] = {}
+        for name, original in sorted(self._originals.items()):
+            current = params[name].detach().float()
+            out[name] = {"delta_fro": float((current - original.float()).norm()),
+                         "weight_fro": float(original.float().norm())}
+        return out
 
 
 @runtime_checkable
 class Editor(Protocol):
-    """A knowledge-editing method.
+    """A knowledge-editing method, constructed as ``cls(overrides)``.
 
     ``name`` is the registry key. ``prepare`` runs once on the unedited model (statistics,
-    templates) before the first ``apply``. ``apply`` edits ``model`` in place and returns the handle that
-    undoes it. ``parameter_names`` lists every parameter ``apply`` may change, so callers can
-    check that nothing else moved. ``config`` is the validated hyperparameter record, saved with
-    every result as provenance.
+    templates) before the first ``apply``. ``apply`` edits ``model`` in place and returns the
+    handle that undoes it. ``parameter_names`` lists every parameter ``apply`` may change, so
+    callers can check that nothing else moved. ``config`` is the validated hyperparameter
+    record, saved with every result as provenance.
     """
 
     name: ClassVar[str]
     supports_batch: ClassVar[bool]
 
     @property
-    def config(self) -> Mapping[str, Any]: ...
+    def config(self) -> Mapping[str, object]: ...
 
     def prepare(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
-                fingerprint: str) -> None: ...
+                context: PrepareContext) -> None: ...
 
     def parameter_names(self, model: PreTrainedModel) -> list[str]: ...
 
@@ -130,34 +132,39 @@ class Editor(Protocol):
 
 
 class EditorBase:
-    """Shared plumbing for the built-in editors: configuration, preparation, snapshots.
+    """Shared plumbing for editors: configuration, preparation, snapshots.
 
     A subclass sets ``name``, ``settings`` (a frozen dataclass of hyperparameters) and
     implements ``_parameter_names``, ``_prepare`` (work on the unedited model, e.g. statistics)
     and ``_apply`` (change the weights in place). ``overrides`` beat the per-family defaults in
-    ``editors/configs/<name>.toml``; unknown keys are errors.
+    ``editors/configs/<name>.toml``; unknown keys are errors. ``self.context`` holds the
+    ``PrepareContext`` once prepared; ``self.provenance`` whatever the editor wants recorded.
     """
 
     name: ClassVar[str]
     supports_batch: ClassVar[bool] = True
     settings: ClassVar[type]
 
-    def __init__(self, overrides: Mapping[str, Any] | None = None, *, cache_dir: Path,
-                 seed: int = 0) -> None:
+    def __init__(self, overrides: Mapping[str, object] | None = None) -> None:
         self._overrides = dict(overrides or {})
-        self._cache_dir = Path(cache_dir)  # where statistics are cached
-        self._seed = seed
-        self._cfg: Any = None
-        self._prepared_for: str | None = None
-        self.provenance: dict[str, Any] = {}
+        self._cfg: Any = None  # an instance of ``settings``, typed by each subclass's use
+        self._context: PrepareContext | None = None
+        self.provenance: dict[str, object] = {}
 
     @property
-    def config(self) -> Mapping[str, Any]:
+    def config(self) -> Mapping[str, object]:
         if self._cfg is None:
             return dict(self._overrides)
         return dataclasses.asdict(self._cfg)
 
+    @property
+    def context(self) -> PrepareContext:
+        if self._context is None:
+            raise RuntimeError(f"{self.name}: call prepare() on the unedited model first")
+        return self._context
+
     def resolve(self, model: PreTrainedModel) -> Any:
+        """The validated settings for ``model``'s family (built once)."""
         if self._cfg is None:
             family = arch_for(model).family
             values = {**family_defaults(self.name, family), **self._overrides}
@@ -165,12 +172,12 @@ class EditorBase:
         return self._cfg
 
     def prepare(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
-                fingerprint: str) -> None:
+                context: PrepareContext) -> None:
         """Work that must see the unedited weights; idempotent per model fingerprint."""
         self.resolve(model)
-        if self._prepared_for != fingerprint:
-            self._prepare(model, tokenizer, fingerprint)
-            self._prepared_for = fingerprint
+        if self._context is None or self._context.fingerprint != context.fingerprint:
+            self._context = context
+            self._prepare(model, tokenizer)
 
     def parameter_names(self, model: PreTrainedModel) -> list[str]:
         self.resolve(model)
@@ -183,25 +190,23 @@ class EditorBase:
         if len(requests) > 1 and not self.supports_batch:
             raise ValueError(f"{self.name} edits one fact at a time; got a batch of "
                              f"{len(requests)} (use --batch-size 1)")
-        if self._prepared_for is None:
-            raise RuntimeError(f"{self.name}: call prepare() on the unedited model first")
+        self.context  # raises unless prepared
         handle = EditHandle.snapshot(model, self.parameter_names(model))
         try:
             stats = self._apply(model, tokenizer, list(requests))
         except BaseException:
             handle.restore()  # a failed edit leaves the weights as they were
             raise
-        handle.stats.update(stats)
+        handle.batches.append(dict(stats))
         return handle
 
     # subclass hooks
     def _parameter_names(self, model: PreTrainedModel) -> list[str]:
         raise NotImplementedError
 
-    def _prepare(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
-                 fingerprint: str) -> None:
+    def _prepare(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> None:
         return None
 
     def _apply(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
-               requests: list[EditRequest]) -> dict[str, Any]:
+               requests: list[EditRequest]) -> EditStats:
         raise NotImplementedError

@@ -13,11 +13,13 @@ import torch
 import torch.nn.functional as F
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from editors.base import EditorBase, EditRequest
-from editors.layers import arch_for, check_layers
-from editors.lm import final_hidden, logits_from_hidden
-from editors.prompts import pad_id, right_pad
-from editors.values import frozen
+from editguard.editors.base import EditorBase
+from editguard.editors.layers import arch_for, check_layers
+from editguard.editors.values import frozen
+from editguard.edits.request import EditRequest
+from editguard.lm.device import model_device
+from editguard.lm.forward import final_hidden, logits_from_hidden
+from editguard.lm.tokens import pad_id, right_pad
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,14 +39,13 @@ class FineTuneEditor(EditorBase):
     def _parameter_names(self, model: PreTrainedModel) -> list[str]:
         return [arch_for(model).weight_name(self._cfg.layer)]
 
-    def _prepare(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
-                 fingerprint: str) -> None:
+    def _prepare(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> None:
         check_layers(model, [self._cfg.layer], self.name)
 
     def _apply(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
                requests: list[EditRequest]) -> dict[str, Any]:
         cfg: FtSettings = self._cfg
-        device = next(model.parameters()).device
+        device = model_device(model)
         weight = model.get_parameter(arch_for(model).weight_name(cfg.layer))
         rows, label_rows, label_pos, label_tok = [], [], [], []
         for i, request in enumerate(requests):

@@ -8,8 +8,10 @@ from typing import Literal
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from editors.nethook import Trace
-from editors.prompts import encode_with_subject, pad_id, right_pad
+from editguard.editors.nethook import Trace
+from editguard.editors.prompts import encode_with_subject
+from editguard.lm.device import model_device
+from editguard.lm.tokens import pad_id, right_pad
 
 
 @torch.no_grad()
@@ -21,7 +23,7 @@ def at_subject(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
     Returns ``{module: (len(texts), d)}`` in float32. One forward per batch, stopped after the
     deepest traced module.
     """
-    device = next(model.parameters()).device
+    device = model_device(model)
     encoded = [encode_with_subject(tokenizer, t, s) for t, s in zip(texts, subjects, strict=True)]
     chunks: dict[str, list[torch.Tensor]] = {m: [] for m in modules}
     for start in range(0, len(encoded), batch_size):

@@ -94,3 +94,7 @@ def to_out_in(weight: torch.Tensor, spec: ArchSpec) -> torch.Tensor:
 def from_out_in(delta: torch.Tensor, spec: ArchSpec) -> torch.Tensor:
     """Lay an (out, in) update out like the stored weight."""
     return delta if spec.layout == "out_in" else delta.T
+
+
+# The model families that per-family hyperparameter tables (editors/configs/*.toml) may name.
+FAMILIES: frozenset[str] = frozenset(spec.family for spec in ARCHITECTURES.values())

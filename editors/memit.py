@@ -16,12 +16,13 @@ from typing import Any, ClassVar
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from editors.base import EditorBase, EditRequest
-from editors.keys import at_subject, mean_over_templates
-from editors.layers import arch_for, check_layers, from_out_in
-from editors.prompts import context_templates, fill
-from editors.stats import layer_stats
-from editors.values import RewriteSettings, optimise_value
+from editguard.editors.base import EditorBase
+from editguard.editors.keys import at_subject, mean_over_templates
+from editguard.editors.layers import arch_for, check_layers, from_out_in
+from editguard.editors.prompts import context_templates, fill
+from editguard.editors.stats import layer_stats
+from editguard.editors.values import RewriteSettings, optimise_value
+from editguard.edits.request import EditRequest
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,17 +45,16 @@ class MemitEditor(EditorBase):
         arch = arch_for(model)
         return [arch.weight_name(layer) for layer in self._cfg.layers]
 
-    def _prepare(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
-                 fingerprint: str) -> None:
+    def _prepare(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> None:
         cfg: MemitSettings = self._cfg
         if list(cfg.layers) != sorted(set(cfg.layers)) or not cfg.layers:
             raise ValueError(f"memit: layers {list(cfg.layers)} must be non-empty, increasing "
                              "and without repeats")
         check_layers(model, list(cfg.layers), self.name)
         self._templates = context_templates(model, tokenizer, cfg.context_templates,
-                                            cfg.context_length, self._seed)
-        stats = layer_stats(model, tokenizer, list(cfg.layers), cfg.stats(), fingerprint,
-                            self._cache_dir)
+                                            cfg.context_length, self.context.seed)
+        stats = layer_stats(model, tokenizer, list(cfg.layers), cfg.stats(),
+                            self.context)
         self._mom2 = {layer: s.mom2.double() for layer, s in stats.items()}
         self.provenance = {"context_templates": self._templates,
                            "stats": [s.provenance() for s in stats.values()]}

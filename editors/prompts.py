@@ -1,30 +1,13 @@
-"""Tokenising edit prompts: padded batches, subject positions, and context templates."""
+"""Edit prompts: subject positions and context templates."""
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-
-def pad_id(tokenizer: PreTrainedTokenizerBase) -> int:
-    for candidate in (tokenizer.pad_token_id, tokenizer.eos_token_id):
-        if candidate is not None:
-            return int(candidate)
-    return 0
-
-
-def right_pad(rows: Sequence[Sequence[int]], pad: int,
-              device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """(B, T) input ids and attention mask for token lists padded on the right."""
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), pad, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, row in enumerate(rows):
-        ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
-        mask[i, : len(row)] = 1
-    return ids.to(device), mask.to(device)
+from editguard.lm.device import model_device
+from editguard.lm.forward import generate
+from editguard.lm.tokens import decode, pad_id
 
 
 def encode_with_subject(tokenizer: PreTrainedTokenizerBase, text: str,
@@ -63,14 +46,14 @@ def context_templates(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase
     templates = ["{}"]
     if n <= 0:
         return templates
-    device = next(model.parameters()).device
+    device = model_device(model)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         for i in range(n):
             ids = tokenizer(starters[i % len(starters)], return_tensors="pt")["input_ids"].to(device)
-            out = model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=True,
-                                 top_k=5, max_new_tokens=length, pad_token_id=pad_id(tokenizer))
-            prefix = tokenizer.decode(out[0], skip_special_tokens=True)
+            out = generate(model, ids, pad_id(tokenizer), do_sample=True, top_k=5,
+                           max_new_tokens=length)  # (1, T + length)
+            prefix = decode(tokenizer, out[0])
             prefix = prefix.replace("{", " ").replace("}", " ").replace("\n", " ").strip()
             templates.append(prefix + ". {}")
     return templates

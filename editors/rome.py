@@ -15,12 +15,13 @@ from typing import Any, ClassVar
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from editors.base import EditorBase, EditRequest
-from editors.keys import at_subject
-from editors.layers import arch_for, check_layers, from_out_in
-from editors.prompts import context_templates, fill
-from editors.stats import layer_stats
-from editors.values import RewriteSettings, optimise_value
+from editguard.editors.base import EditorBase
+from editguard.editors.keys import at_subject
+from editguard.editors.layers import arch_for, check_layers, from_out_in
+from editguard.editors.prompts import context_templates, fill
+from editguard.editors.stats import layer_stats
+from editguard.editors.values import RewriteSettings, optimise_value
+from editguard.edits.request import EditRequest
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,16 +43,15 @@ class RomeEditor(EditorBase):
     def _parameter_names(self, model: PreTrainedModel) -> list[str]:
         return [arch_for(model).weight_name(self._cfg.layer)]
 
-    def _prepare(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
-                 fingerprint: str) -> None:
+    def _prepare(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> None:
         cfg: RomeSettings = self._cfg
         check_layers(model, [cfg.layer], self.name)
         self._templates = context_templates(model, tokenizer, cfg.context_templates,
-                                            cfg.context_length, self._seed)
+                                            cfg.context_length, self.context.seed)
         self.provenance = {"context_templates": self._templates}
         if cfg.use_covariance:
-            stats = layer_stats(model, tokenizer, [cfg.layer], cfg.stats(), fingerprint,
-                                self._cache_dir)[cfg.layer]
+            stats = layer_stats(model, tokenizer, [cfg.layer], cfg.stats(),
+                                self.context)[cfg.layer]
             self._inv_mom2 = torch.linalg.inv(stats.mom2.double())  # (in, in)
             self.provenance["stats"] = stats.provenance()
 

@@ -20,14 +20,18 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from editors.layers import arch_for
-from editors.nethook import Trace
-from editors.prompts import pad_id, right_pad
+from editguard import atomic
+from editguard.editors.base import PrepareContext
+from editguard.editors.layers import arch_for
+from editguard.editors.nethook import Trace
+from editguard.lm.corpus import token_chunks
+from editguard.lm.device import model_device
+from editguard.lm.tokens import pad_id, right_pad
 
 
 @dataclasses.dataclass(frozen=True)
 class StatsSpec:
-    corpus: str  # a corpus spec understood by fixtures.corpora.load_corpus
+    corpus: str  # a corpus spec, resolved by the PrepareContext's corpus provider
     n_tokens: int
     seq_len: int = 256
     batch_size: int = 8
@@ -55,8 +59,9 @@ def stats_path(cache_dir: Path, fingerprint: str, module: str, spec: StatsSpec) 
 
 
 def layer_stats(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, layers: Sequence[int],
-                spec: StatsSpec, fingerprint: str, cache_dir: Path) -> dict[int, LayerStats]:
+                spec: StatsSpec, context: PrepareContext) -> dict[int, LayerStats]:
     """Load or compute the key second moments of ``layers`` (one forward pass for all missing)."""
+    fingerprint, cache_dir = context.fingerprint, context.cache_dir
     arch = arch_for(model)
     modules = {layer: arch.mlp_out_name(layer) for layer in layers}
     paths = {layer: stats_path(cache_dir, fingerprint, m, spec) for layer, m in modules.items()}
@@ -65,12 +70,12 @@ def layer_stats(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, laye
     with FileLock(str(lock_dir / ".lock")):
         missing = [layer for layer in layers if not paths[layer].exists()]
         if missing:
-            computed = _compute(model, tokenizer, [modules[layer] for layer in missing], spec)
+            computed = _compute(model, tokenizer, [modules[layer] for layer in missing], spec,
+                                context)
             for layer in missing:
                 mom2, meta = computed[modules[layer]]
-                tmp = paths[layer].with_suffix(".tmp")
-                save_file({"mom2": mom2.contiguous()}, str(tmp), metadata=meta)
-                tmp.replace(paths[layer])
+                with atomic.replacing(paths[layer]) as temp:
+                    save_file({"mom2": mom2.contiguous()}, str(temp), metadata=meta)
     out: dict[int, LayerStats] = {}
     for layer in layers:
         with safe_open(str(paths[layer]), framework="pt") as handle:
@@ -83,16 +88,17 @@ def layer_stats(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, laye
 
 @torch.no_grad()
 def _compute(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, modules: list[str],
-             spec: StatsSpec) -> dict[str, tuple[torch.Tensor, dict[str, str]]]:
-    from fixtures.corpora import load_corpus, token_chunks
-
-    corpus = load_corpus(spec.corpus)
+             spec: StatsSpec, context: PrepareContext
+             ) -> dict[str, tuple[torch.Tensor, dict[str, str]]]:
+    corpus = context.corpus(spec.corpus)
     # tokenizer defaults (a BOS where the model uses one), as edit prompts and scoring have
     chunks = token_chunks(corpus, tokenizer, spec.n_tokens, spec.seq_len, add_special_tokens=True)
-    device = next(model.parameters()).device
+    device = model_device(model)
     sums: dict[str, torch.Tensor] = {}
     count = 0
-    for start in range(0, len(chunks), spec.batch_size):
+    n_batches = (len(chunks) + spec.batch_size - 1) // spec.batch_size
+    for batch, start in enumerate(range(0, len(chunks), spec.batch_size)):
+        context.progress(f"covariance statistics of {len(modules)} layers", batch, n_batches)
         part = chunks[start : start + spec.batch_size]
         ids, mask = right_pad(part, pad_id(tokenizer), device)  # (B, T)
         with Trace(model, modules, keep_inputs=True, stop=True) as trace:
@@ -102,6 +108,7 @@ def _compute(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, modules
             k = trace.inputs[m][keep].double()  # (N, d_in)
             sums[m] = sums[m] + k.T @ k if m in sums else k.T @ k  # (d_in, d_in)
         count += int(keep.sum())
+    context.progress(f"covariance statistics of {len(modules)} layers", n_batches, n_batches)
     meta = {"n_tokens": str(count), "corpus": corpus.name, "corpus_source": corpus.source,
             "seq_len": str(spec.seq_len)}
     return {m: ((s / count).float().cpu(), meta) for m, s in sums.items()}

@@ -19,11 +19,13 @@ import torch
 import torch.nn.functional as F
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from editors.base import EditRequest
-from editors.lm import final_hidden, logits_from_hidden
-from editors.nethook import Trace
-from editors.prompts import encode_with_subject, fill, pad_id, right_pad
-from editors.stats import StatsSpec
+from editguard.editors.nethook import Trace
+from editguard.editors.prompts import encode_with_subject, fill
+from editguard.editors.stats import StatsSpec
+from editguard.edits.request import EditRequest
+from editguard.lm.device import model_device
+from editguard.lm.forward import final_hidden, logits_from_hidden
+from editguard.lm.tokens import pad_id, right_pad
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,7 +87,7 @@ def frozen(model: torch.nn.Module) -> Iterator[None]:
 def optimise_value(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, module: str,
                    request: EditRequest, templates: Sequence[str],
                    settings: ValueSettings) -> Value:
-    device = next(model.parameters()).device
+    device = model_device(model)
     target_ids = tokenizer(" " + request.target_new, add_special_tokens=False)["input_ids"]
     rows: list[list[int]] = []
     lookups: list[int] = []
@@ -101,9 +103,9 @@ def optimise_value(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, m
     lookups.append(kl_where)
     kl_row, kl_pos = len(rows) - 1, len(kl_ids) - 1
 
-    ids, mask = right_pad(rows, pad_id(tokenizer), device)  # (B, T)
-    batch = torch.arange(len(rows), device=device)
-    where = torch.tensor(lookups, device=device)  # (B,)
+    input_ids, mask = right_pad(rows, pad_id(tokenizer), device)  # (B, T)
+    row_index = torch.arange(len(rows), device=device)  # (B,)
+    subject_pos = torch.tensor(lookups, device=device)  # (B,)
     n_rewrite = len(templates)
     label_rows = torch.cat([torch.full((b - a,), i) for i, (a, b) in enumerate(label_spans)])
     label_pos = torch.cat([torch.arange(a, b) for a, b in label_spans])
@@ -113,7 +115,7 @@ def optimise_value(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, m
     score_pos = torch.cat([label_pos, torch.tensor([kl_pos])]).to(device)
 
     def log_probs() -> torch.Tensor:
-        hidden = final_hidden(model, ids, mask)  # (B, T, d)
+        hidden = final_hidden(model, input_ids, mask)  # (B, T, d)
         logits = logits_from_hidden(model, hidden[score_rows, score_pos])  # (N + 1, V)
         return F.log_softmax(logits.float(), dim=-1)
 
@@ -128,7 +130,7 @@ def optimise_value(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, m
     def add_delta(output: torch.Tensor, _: str) -> torch.Tensor:
         # output: (B, T, d); add delta at each row's subject position
         out = output.clone()
-        out[batch, where] = out[batch, where] + delta.to(out.dtype)
+        out[row_index, subject_pos] = out[row_index, subject_pos] + delta.to(out.dtype)
         return out
 
     nll = math.inf

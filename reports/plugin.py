@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from reports.row import USER_PROPERTY, Row
+from editguard.verdicts.row import USER_PROPERTY, Row
 
 # Other plugins put run-wide provenance here (versions, configuration) for results.json.
 SESSION_PROVENANCE = pytest.StashKey[dict[str, Any]]()
@@ -100,7 +100,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     directory = _report_dir(config)
     if collector is None or directory is None:
         return
-    from reports import storage  # imports pandas: only on the controller, only when needed
+    from editguard.reports import \
+        storage  # imports pandas: only on the controller, only when needed
 
     provenance = config.stash.get(SESSION_PROVENANCE, {})
     try:
@@ -120,7 +121,7 @@ def pytest_terminal_summary(
         return
     rows = collector.rows
     if rows and not config.getoption("no_degradation_table"):
-        from reports import table  # imports pandas: only when there is a table to print
+        from editguard.reports import table  # imports pandas: only when there is a table to print
 
         terminalreporter.section(SECTION_TITLE)
         for line in table.render_text(rows).splitlines():

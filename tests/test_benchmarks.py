@@ -8,13 +8,13 @@ import threading
 
 import pytest
 
-from fixtures.baselines import BaselineStore
-from fixtures.benchmarks.base import BenchmarkResult, choose, correct
-from fixtures.benchmarks.facts import fact_items
-from fixtures.benchmarks.mmlu import Mmlu, Question
-from fixtures.benchmarks.registry import UnknownBenchmarkError, create, metric_names, resolve
-from fixtures.edits import Fact
-from editors.hparams import ConfigError
+from editguard.benchmarks.base import BenchmarkResult, choose, correct
+from editguard.benchmarks.facts import fact_items
+from editguard.benchmarks.mmlu import Mmlu, Question
+from editguard.benchmarks.registry import UnknownBenchmarkError, create, metric_names, resolve
+from editguard.edits.wikidata import Fact
+from editguard.run.baselines import BaselineStore
+from editguard.settings import ConfigError
 
 
 def test_mmlu_prompt_is_lm_eval_format():
@@ -90,7 +90,7 @@ def test_baseline_store_computes_once_across_threads(tmp_path):
 
 
 def test_the_efficacy_baseline_key_covers_the_edit_contents_not_just_ids():
-    from editors.base import EditRequest
+    from editguard.edits.request import EditRequest
 
     a = EditRequest("e1", "The capital of {} is", "France", "Rome", "Paris")
     b = EditRequest("e1", "The capital of {} is", "France", "Oslo", "Paris")  # same id

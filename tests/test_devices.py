@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fixtures.devices import VISIBLE, device_for_worker, pin, visible_devices, worker_index
+from editguard.run.devices import VISIBLE, device_for_worker, pin, visible_devices, worker_index
 
 
 def test_callers_list_wins_over_the_count():

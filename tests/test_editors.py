@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from editors.base import EditHandle, EditRequest, Neighbour
-from editors.layers import GPT2, LLAMA, arch_for, to_out_in
-from editors.registry import create
-from tests.tiny import TINY_METHOD_OPTIONS, tiny_model
+from editguard.editors.base import EditHandle
+from editguard.editors.layers import GPT2, LLAMA, arch_for, to_out_in
+from editguard.editors.registry import create
+from editguard.edits.request import EditRequest, Neighbour
+from tests.tiny import TINY_METHOD_OPTIONS, prepare_context, tiny_model
 
 # The prompts end with the subject: a random model's attention does not carry the subject to a
 # later position, so only there can an edit at the subject show on a tiny random model. (The
@@ -47,8 +48,8 @@ def cache(tmp_path_factory, arch):
 @pytest.mark.parametrize("method", ["ft", "rome", "memit"])
 def test_edit_raises_target_only_declared_params_change_and_restore_is_exact(
         method, arch, model, tokenizer, cache):
-    editor = create(method, TINY_METHOD_OPTIONS[method], cache_dir=cache)
-    editor.prepare(model, tokenizer, f"tiny-{arch}")
+    editor = create(method, TINY_METHOD_OPTIONS[method])
+    editor.prepare(model, tokenizer, prepare_context(cache, f"tiny-{arch}"))
     original = {n: p.detach().clone() for n, p in model.named_parameters()}
     request = REQUESTS[0]
     before = target_logprob(model, tokenizer, request, request.target_new)
@@ -67,8 +68,8 @@ def test_edit_raises_target_only_declared_params_change_and_restore_is_exact(
 
 
 def test_rome_update_is_rank_one(arch, model, tokenizer, cache):
-    editor = create("rome", TINY_METHOD_OPTIONS["rome"], cache_dir=cache)
-    editor.prepare(model, tokenizer, f"tiny-{arch}")
+    editor = create("rome", TINY_METHOD_OPTIONS["rome"])
+    editor.prepare(model, tokenizer, prepare_context(cache, f"tiny-{arch}"))
     (name,) = editor.parameter_names(model)
     before = model.get_parameter(name).detach().clone()
     editor.apply(model, tokenizer, [REQUESTS[0]])
@@ -77,42 +78,50 @@ def test_rome_update_is_rank_one(arch, model, tokenizer, cache):
 
 
 def test_memit_writes_a_batch_across_its_layers(arch, model, tokenizer, cache):
-    editor = create("memit", TINY_METHOD_OPTIONS["memit"], cache_dir=cache)
-    editor.prepare(model, tokenizer, f"tiny-{arch}")
+    editor = create("memit", TINY_METHOD_OPTIONS["memit"])
+    editor.prepare(model, tokenizer, prepare_context(cache, f"tiny-{arch}"))
     before = [target_logprob(model, tokenizer, r, r.target_new) for r in REQUESTS]
     handle = editor.apply(model, tokenizer, REQUESTS)
     after = [target_logprob(model, tokenizer, r, r.target_new) for r in REQUESTS]
     assert all(a > b + 1.0 for a, b in zip(after, before)), (before, after)
-    assert set(handle.delta_norms()) == set(editor.parameter_names(model))
-    assert all(v > 0 for v in handle.delta_norms().values())
+    norms = handle.change_norms()
+    assert set(norms) == set(editor.parameter_names(model))
+    assert all(0 < v["delta_fro"] < v["weight_fro"] for v in norms.values()), norms
+    assert len(handle.batches) == 1  # one apply() call, one record of its stats
 
 
 def test_rome_refuses_a_batch(model, tokenizer, cache):
-    editor = create("rome", TINY_METHOD_OPTIONS["rome"], cache_dir=cache)
-    editor.prepare(model, tokenizer, "tiny")
+    editor = create("rome", TINY_METHOD_OPTIONS["rome"])
+    editor.prepare(model, tokenizer, prepare_context(cache))
     with pytest.raises(ValueError, match="one fact at a time"):
         editor.apply(model, tokenizer, REQUESTS)
 
 
 def test_apply_before_prepare_is_an_error(model, tokenizer, cache):
-    editor = create("ft", TINY_METHOD_OPTIONS["ft"], cache_dir=cache)
+    editor = create("ft", TINY_METHOD_OPTIONS["ft"])
     with pytest.raises(RuntimeError, match="prepare"):
         editor.apply(model, tokenizer, REQUESTS[:1])
 
 
-def test_handle_merge_restores_the_oldest_copy(model):
+def test_handle_merge_restores_the_oldest_copy_and_keeps_every_batch(model):
     name = next(n for n, _ in model.named_parameters())
     param = model.get_parameter(name)
     original = param.detach().clone()
     first = EditHandle.snapshot(model, [name])
+    first.batches.append({"loss": 1.0})
     with torch.no_grad():
         param.add_(1.0)
     second = EditHandle.snapshot(model, [name])
+    second.batches.append({"loss": 2.0})
     with torch.no_grad():
         param.add_(1.0)
     first.merge(second)
+    assert first.batches == [{"loss": 1.0}, {"loss": 2.0}]
+    assert first.change_norms()[name]["delta_fro"] == pytest.approx(
+        float((param.detach() - original).norm()))
     first.restore()
     assert torch.equal(param, original)
+    assert first.change_norms()[name]["delta_fro"] == 0.0
 
 
 def test_layer_specs_know_the_weight_layouts(tokenizer):

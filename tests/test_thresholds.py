@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reports.thresholds import Threshold, ThresholdError, ThresholdSet, Verdict
+from editguard.verdicts.thresholds import Threshold, ThresholdError, ThresholdSet, Verdict
 
 CASE = "smollm2-135m | memit | n=100"
 KNOWN = {"mmlu": ["acc", "acc_norm"], "truthfulqa": ["mc1", "mc2"], "efficacy": ["rewrite"]}

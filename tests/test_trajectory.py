@@ -7,14 +7,16 @@ from typing import Any
 import pytest
 import torch
 
-from editors.base import EditRequest
-from editors.ft import FineTuneEditor
-from fixtures.backends.hf import HFBackend
-from fixtures.benchmarks.registry import create as create_benchmark
-from fixtures.models import LoadedModel, ModelSpec, fingerprint
-from fixtures.trajectory import Trajectory
+from editguard.backends.hf import HFBackend
+from editguard.benchmarks.registry import create as create_benchmark
+from editguard.editors.ft import FineTuneEditor
+from editguard.edits.request import EditRequest
+from editguard.models.digest import fingerprint
+from editguard.models.loading import LoadedModel
+from editguard.models.spec import ModelSpec
+from editguard.run.trajectory import Trajectory
 from tests.editors_for_tests import NaN
-from tests.tiny import tiny_model
+from tests.tiny import prepare_context, tiny_model
 
 EDITS = [EditRequest(f"e{i}", "The capital of {} is", s, t, "Paris")
          for i, (s, t) in enumerate([("France", "Rome"), ("Spain", "Oslo"), ("Italy", "Lima"),
@@ -41,8 +43,8 @@ def loaded(tokenizer) -> LoadedModel:
     return LoadedModel(ModelSpec("tiny"), model, tokenizer, fp, digests, "memory")
 
 
-def trajectory(lm: LoadedModel, editor, checkpoints, batch_size=1) -> Trajectory:
-    editor.prepare(lm.model, lm.tokenizer, lm.fingerprint)
+def trajectory(lm: LoadedModel, editor, checkpoints, cache, batch_size=1) -> Trajectory:
+    editor.prepare(lm.model, lm.tokenizer, prepare_context(cache, lm.fingerprint))
     backend = HFBackend(lm.model, lm.tokenizer)
     benches = {"efficacy": create_benchmark("efficacy", edits=EDITS)}
     baselines = {"efficacy": benches["efficacy"].evaluate(backend)}
@@ -54,21 +56,26 @@ def trajectory(lm: LoadedModel, editor, checkpoints, batch_size=1) -> Trajectory
 @pytest.mark.parametrize("batch_size", [1, 2])
 def test_each_edit_is_applied_once_and_every_checkpoint_is_scored(tokenizer, tmp_path, batch_size):
     lm = loaded(tokenizer)
-    editor = CountingFT({"layer": 1}, cache_dir=tmp_path)
-    t = trajectory(lm, editor, [1, 3, 5], batch_size)
+    editor = CountingFT({"layer": 1})
+    t = trajectory(lm, editor, [1, 3, 5], tmp_path, batch_size)
     assert t.outcome(5, "efficacy").status == "ok"
     assert editor.seen == [e.case_id for e in EDITS]  # 5 edits, not 1 + 3 + 5
     assert sorted(t.outcomes) == [1, 3, 5]
     assert t.outcome(1, "efficacy").edited.item_ids == ("e0",)
     assert t.outcome(3, "efficacy").baseline.item_ids == ("e0", "e1", "e2")
     assert all(len(s["case_ids"]) <= batch_size for s in t.edit_stats)
+    diag = t.diagnostics(3)  # what reaches results.json for the n=3 rows
+    assert [i for b in diag["edit_batches"] for i in b["case_ids"]] == ["e0", "e1", "e2"]
+    assert all("target_nll" in b and "steps" in b for b in diag["edit_batches"]), diag
+    (change,) = diag["weight_change"].values()
+    assert 0 < change["delta_fro"] < change["weight_fro"]
     assert lm.changed_parameters() == ["model.layers.1.mlp.down_proj.weight"]
     assert t.close() == [] and lm.changed_parameters() == []
 
 
 def test_a_collapsed_model_fails_its_checkpoints_and_still_restores(tokenizer, tmp_path):
     lm = loaded(tokenizer)
-    t = trajectory(lm, NaN(cache_dir=tmp_path), [1, 2])
+    t = trajectory(lm, NaN(), [1, 2], tmp_path)
     first = t.outcome(1, "efficacy")
     assert first.status == "collapsed" and "model collapsed after 1" in first.message
     assert t.outcome(2, "efficacy").status == "collapsed"
@@ -81,7 +88,7 @@ def test_an_editor_error_is_an_outcome_not_a_crash(tokenizer, tmp_path):
             raise RuntimeError("boom")
 
     lm = loaded(tokenizer)
-    t = trajectory(lm, Broken({"layer": 1}, cache_dir=tmp_path), [1])
+    t = trajectory(lm, Broken({"layer": 1}), [1], tmp_path)
     out = t.outcome(1, "efficacy")
     assert out.status == "error" and "RuntimeError: boom" in out.message
     assert t.close() == [] and lm.changed_parameters() == []
@@ -95,6 +102,6 @@ def test_an_undeclared_change_is_caught_at_restore(tokenizer, tmp_path):
             return super()._apply(model, tokenizer, requests)
 
     lm = loaded(tokenizer)
-    t = trajectory(lm, Sneaky({"layer": 1}, cache_dir=tmp_path), [1])
+    t = trajectory(lm, Sneaky({"layer": 1}), [1], tmp_path)
     assert t.outcome(1, "efficacy").status == "ok"
     assert t.close() == ["model.norm.weight"]

@@ -6,10 +6,12 @@ import importlib.util
 from pathlib import Path
 
 import torch
-from transformers import (AutoTokenizer, GPT2Config, GPT2LMHeadModel, LlamaConfig,
-                          LlamaForCausalLM, PreTrainedModel, PreTrainedTokenizerBase)
+from transformers import (AutoTokenizer, GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM,
+                          PreTrainedModel, PreTrainedTokenizerBase)
 
-from fixtures.models import EMBEDDED
+from editguard.data.corpora import load_corpus
+from editguard.editors.base import PrepareContext
+from editguard.models.embedded import EMBEDDED
 
 
 def smollm_tokenizer() -> PreTrainedTokenizerBase:
@@ -56,3 +58,8 @@ TINY_METHOD_OPTIONS = {
     "memit": {"layers": (1, 2), "stats_tokens": 3000, "context_templates": 2,
               "mom2_update_weight": 1.0},
 }
+
+
+def prepare_context(cache_dir: Path, fingerprint: str = "tiny") -> PrepareContext:
+    """What the run hands an editor at ``prepare``: the real corpus provider, a temp cache."""
+    return PrepareContext(fingerprint=fingerprint, cache_dir=cache_dir, corpus=load_corpus)

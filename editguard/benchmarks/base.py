@@ -1,0 +1,169 @@
+"""What every benchmark is and returns. Per-item scores are kept for paired statistics."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import random
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+from editguard.backends.base import Backend
+from editguard.edits.request import EditRequest
+from editguard.kinds import Kind
+from editguard.settings import build
+
+
+@dataclasses.dataclass(frozen=True)
+class Metric:
+    name: str
+    primary: bool = False
+    higher_is_better: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchmarkResult:
+    benchmark: str
+    version: str
+    config: dict[str, Any]
+    item_ids: tuple[str, ...]
+    scores: dict[str, tuple[float, ...]]  # metric -> one score per item, aligned with item_ids
+
+    def defined(self, metric: str) -> list[float]:
+        """The item scores that are defined (NaN marks an item the metric does not apply to,
+        or one a broken model could not answer)."""
+        return [v for v in self.scores[metric] if math.isfinite(v)]
+
+    def value(self, metric: str) -> float:
+        values = self.defined(metric)
+        return math.fsum(values) / len(values) if values else math.nan
+
+    def stderr(self, metric: str) -> float:
+        """Sample standard deviation / sqrt(n), as lm-evaluation-harness reports it."""
+        values = self.defined(metric)
+        n = len(values)
+        if n < 2:
+            return math.nan
+        mean = math.fsum(values) / n
+        return math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1) / n)
+
+    def subset(self, ids: Sequence[str]) -> "BenchmarkResult":
+        index = {item: i for i, item in enumerate(self.item_ids)}
+        missing = [i for i in ids if i not in index]
+        if missing:
+            raise KeyError(f"{self.benchmark}: items {missing[:5]} are not in this result")
+        keep = [index[i] for i in ids]
+        return dataclasses.replace(self, item_ids=tuple(ids), scores={
+            m: tuple(v[k] for k in keep) for m, v in self.scores.items()})
+
+    def to_json(self) -> dict[str, Any]:
+        return {"benchmark": self.benchmark, "version": self.version, "config": self.config,
+                "item_ids": list(self.item_ids),
+                "scores": {m: [None if not math.isfinite(x) else x for x in v]
+                           for m, v in self.scores.items()}}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "BenchmarkResult":
+        return cls(benchmark=data["benchmark"], version=data["version"], config=data["config"],
+                   item_ids=tuple(data["item_ids"]),
+                   scores={m: tuple(math.nan if x is None else float(x) for x in v)
+                           for m, v in data["scores"].items()})
+
+
+class Benchmark:
+    """A scored task. Subclasses set the class attributes, ``settings`` (a dataclass of options,
+    validated strictly) and implement ``evaluate``. ``config()`` is everything that changes the
+    scores; it goes into the baseline key."""
+
+    name: ClassVar[str]
+    version: ClassVar[str]
+    kind: ClassVar[Kind]
+    metrics: ClassVar[tuple[Metric, ...]]
+    settings: ClassVar[type]
+    needs_edits: ClassVar[bool] = False
+
+    def __init__(self, options: Mapping[str, object] | None = None, *, seed: int = 0,
+                 edits: Sequence[EditRequest] = ()) -> None:
+        # an instance of ``settings``; each subclass reads it as its own settings type
+        self.options: Any = build(self.settings, dict(options or {}), f"benchmark {self.name}")
+        self.seed = seed
+        self.edits = tuple(edits)
+
+    @classmethod
+    def primary_metric(cls) -> str:
+        return next(m.name for m in cls.metrics if m.primary)
+
+    def config(self) -> dict[str, Any]:
+        out = {"options": dataclasses.asdict(self.options), "seed": self.seed}
+        if self.needs_edits:  # the contents, not just the ids: a baseline must not outlive them
+            records = [dataclasses.asdict(e) for e in self.edits]
+            out["edits"] = {"ids": [e.case_id for e in self.edits],
+                            "sha256": hashlib.sha256(json.dumps(records, sort_keys=True)
+                                                     .encode()).hexdigest()}
+        return out
+
+    def evaluate(self, backend: Backend, item_ids: Sequence[str] | None = None) -> BenchmarkResult:
+        raise NotImplementedError
+
+    def result(self, item_ids: Sequence[str], scores: Mapping[str, Sequence[float]]
+               ) -> BenchmarkResult:
+        return BenchmarkResult(self.name, self.version, self.config(), tuple(item_ids),
+                               {m: tuple(float(x) for x in v) for m, v in scores.items()})
+
+
+@dataclasses.dataclass(frozen=True)
+class Choice:
+    """A multiple-choice item: ``context`` followed by each of ``continuations``."""
+
+    id: str
+    context: str
+    continuations: tuple[str, ...]
+    answer: int
+
+
+class MultipleChoice(Benchmark):
+    """A benchmark scored as 1 when the right continuation is the most likely one. Subclasses
+    build the scored items in ``items`` (the limited, seeded subset, in a fixed order)."""
+
+    def items(self) -> list[Choice]:
+        raise NotImplementedError
+
+    def evaluate(self, backend: Backend, item_ids: Sequence[str] | None = None) -> BenchmarkResult:
+        chosen = self.items()
+        if item_ids is not None:
+            wanted = set(item_ids)
+            chosen = [c for c in chosen if c.id in wanted]
+        scores = multiple_choice(backend, [c.context for c in chosen],
+                                 [c.continuations for c in chosen])
+        metric = self.primary_metric()
+        return self.result([c.id for c in chosen],
+                           {metric: [correct(s, c.answer) for s, c in zip(scores, chosen)]})
+
+
+def choose(n_items: int, limit: int, seed: int) -> list[int]:
+    """A deterministic subset of ``limit`` indices (all when limit is 0 or too big), sorted."""
+    if limit <= 0 or limit >= n_items:
+        return list(range(n_items))
+    return sorted(random.Random(seed).sample(range(n_items), limit))
+
+
+def multiple_choice(backend: Backend, contexts: Sequence[str],
+                    choices: Sequence[Sequence[str]]) -> list[list[float]]:
+    """Summed log-likelihood of each choice (continuations as given) after its context."""
+    flat = [(c, x) for c, xs in zip(contexts, choices, strict=True) for x in xs]
+    scores = [r.logprob for r in backend.loglikelihood(flat)]
+    out, at = [], 0
+    for xs in choices:
+        out.append(scores[at : at + len(xs)])
+        at += len(xs)
+    return out
+
+
+def correct(values: Sequence[float], gold: int) -> float:
+    """1.0 if choice ``gold`` has the largest score, else 0.0; NaN if any score is not finite
+    (a collapsed model has no answer, and NaN lets the caller tell it from a wrong one)."""
+    if any(not math.isfinite(v) for v in values):
+        return math.nan
+    return float(max(range(len(values)), key=lambda i: values[i]) == gold)

@@ -1,0 +1,48 @@
+"""Benchmark names -> classes: the built-ins, the ``editguard.benchmarks`` entry points, and
+``package.module:Class`` paths, imported lazily."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from editguard.benchmarks.base import Benchmark
+from editguard.edits.request import EditRequest
+from editguard.registry import Registry, UnknownPluginError
+
+ENTRY_POINT_GROUP = "editguard.benchmarks"
+
+
+class UnknownBenchmarkError(UnknownPluginError):
+    pass
+
+
+BENCHMARKS: Registry[Benchmark] = Registry(
+    noun="benchmark", option="--benchmarks", group=ENTRY_POINT_GROUP,
+    builtins={"efficacy": "editguard.benchmarks.efficacy:Efficacy",
+              "facts": "editguard.benchmarks.facts:Facts",
+              "mmlu": "editguard.benchmarks.mmlu:Mmlu",
+              "truthfulqa": "editguard.benchmarks.truthfulqa:TruthfulQA"},
+    required=("name", "version", "kind", "metrics", "settings", "evaluate"),
+    contract="editguard.benchmarks.base.Benchmark", error=UnknownBenchmarkError)
+
+
+def resolve(spec: str) -> type[Benchmark]:
+    return BENCHMARKS.resolve(spec)
+
+
+def label(spec: str) -> str:
+    """The name a benchmark goes by in ids, options and tables: the registry name, or for a
+    ``package.module:Class`` path the class's ``name``."""
+    return resolve(spec).name if BENCHMARKS.is_path(spec) else spec
+
+
+def create(spec: str, options: Mapping[str, object] | None = None, *, seed: int = 0,
+           edits: Sequence[EditRequest] = ()) -> Benchmark:
+    return resolve(spec)(options, seed=seed, edits=edits)
+
+
+def metric_names(specs: Sequence[str] | None = None) -> dict[str, list[str]]:
+    """benchmark -> its metric names (for validating thresholds); every registered benchmark
+    unless ``specs`` names some."""
+    names = BENCHMARKS.names() if specs is None else list(specs)
+    return {label(name): [m.name for m in resolve(name).metrics] for name in names}

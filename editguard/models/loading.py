@@ -1,0 +1,91 @@
+"""Loading the models under test (embedded default, local directories, hub ids), fingerprinted."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+import torch
+from transformers import (AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel,
+                          PreTrainedTokenizerBase)
+
+from editguard.editors.layers import ARCHITECTURES
+from editguard.lm.device import model_device
+from editguard.models.digest import fingerprint, tensor_digest
+from editguard.models.embedded import EMBEDDED, EmbeddedModelMissing, embedded_dir
+from editguard.models.spec import DTYPES, ModelLoadError, ModelSpec, resolve_device
+
+
+@dataclasses.dataclass
+class LoadedModel:
+    spec: ModelSpec
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    fingerprint: str
+    digests: dict[str, str]  # parameter name -> blake2b of its bytes at load time
+    path: str  # where the weights were read from
+
+    @property
+    def label(self) -> str:
+        return self.spec.label
+
+    @property
+    def device(self) -> torch.device:
+        return model_device(self.model)
+
+    def changed_parameters(self) -> list[str]:
+        """Parameters whose bytes differ from load time."""
+        return [n for n, p in sorted(self.model.named_parameters())
+                if tensor_digest(p) != self.digests[n]]
+
+
+def locate(spec: ModelSpec, home: Path) -> str:
+    """Where to read the weights from; checks hub ids without downloading the weights."""
+    if spec.source in EMBEDDED:
+        return str(embedded_dir(spec.source, home))
+    if Path(spec.source).is_dir():
+        check_config(spec)
+        return spec.source
+    if Path(spec.source).exists():
+        raise ModelLoadError(f"--models {spec.source!r} is a file; pass the directory that holds "
+                             "config.json and the weights")
+    check_config(spec)
+    return spec.source
+
+
+def check_config(spec: ModelSpec) -> None:
+    """Read only the config (fast, offline-aware) and check the architecture is supported."""
+    try:
+        config = AutoConfig.from_pretrained(spec.source, trust_remote_code=spec.trust_remote_code)
+    except (OSError, ValueError) as err:
+        if Path(spec.source).is_dir():
+            raise ModelLoadError(f"--models {spec.source!r}: cannot read its config.json "
+                                 f"({err}); pass a directory saved by save_pretrained") from err
+        offline = os.environ.get("HF_HUB_OFFLINE") == "1"
+        raise ModelLoadError(
+            f"could not load model {spec.source!r}: it is not a local directory, and reading it "
+            f"from the Hugging Face hub failed ({type(err).__name__}: {str(err).splitlines()[0]})"
+            f"{' (HF_HUB_OFFLINE=1 is set)' if offline else ''}. On a machine without the hub, "
+            f"download it elsewhere ('hf download {spec.source} --local-dir DIR'), copy DIR here "
+            "and pass --models DIR; or use the embedded default --models smollm2-135m."
+        ) from err
+    if config.model_type not in ARCHITECTURES:
+        raise ModelLoadError(
+            f"model {spec.source!r} has architecture {config.model_type!r}, which the editors do "
+            f"not support; supported: {', '.join(sorted(ARCHITECTURES))}"
+        )
+
+
+def load(spec: ModelSpec, home: Path) -> LoadedModel:
+    if spec.dtype not in DTYPES:
+        raise ModelLoadError(f"--dtype {spec.dtype!r} is not one of {sorted(DTYPES)}")
+    path = locate(spec, home)
+    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=spec.trust_remote_code)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[spec.dtype],
+                                                 trust_remote_code=spec.trust_remote_code)
+    # transformers' typing of its wrapped ``to`` drops ``self``; the call itself is plain
+    model.to(resolve_device(spec.device)).eval()  # type: ignore[arg-type]
+    fp, digests = fingerprint(model)
+    return LoadedModel(spec=spec, model=model, tokenizer=tokenizer, fingerprint=fp,
+                       digests=digests, path=path)

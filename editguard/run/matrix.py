@@ -1,0 +1,167 @@
+"""The test matrix: command-line options -> validated (model, method, n_edits, benchmark) cases."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import tomllib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from editguard import kinds
+from editguard.backends import registry as backend_registry
+from editguard.benchmarks import registry as benchmark_registry
+from editguard.case import Case
+from editguard.editors import registry as editor_registry
+from editguard.models.spec import DTYPES, ModelSpec
+from editguard.verdicts.thresholds import ThresholdSet
+
+
+class MatrixError(ValueError):
+    pass
+
+
+@dataclasses.dataclass(frozen=True)
+class Matrix:
+    models: tuple[ModelSpec, ...]
+    methods: tuple[str, ...]  # registry names or package.module:Class paths
+    n_edits: tuple[int, ...]
+    benchmarks: tuple[str, ...]  # registry names or package.module:Class paths
+    batch_size: int
+    edits: str
+    seed: int
+    bench_options: dict[str, dict[str, Any]]
+    method_options: dict[str, dict[str, Any]]
+    cache_dir: Path
+    thresholds: ThresholdSet
+    backend: str = "hf"  # a backend registry name or package.module:Class path
+
+    def model_spec(self, label: str) -> ModelSpec:
+        return next(m for m in self.models if m.label == label)
+
+    def method_spec(self, label: str) -> str:
+        return next(m for m in self.methods if method_label(m) == label)
+
+    def benchmark_spec(self, label: str) -> str:
+        return next(b for b in self.benchmarks if benchmark_registry.label(b) == label)
+
+    def cases(self, kind: str) -> list[Case]:
+        out = []
+        for bench in self.benchmarks:
+            bench_kind = benchmark_registry.resolve(bench).kind
+            if bench_kind != kind:
+                continue
+            for model in self.models:
+                for method in self.methods:
+                    for n in self.n_edits:
+                        out.append(Case(model.label, method_label(method), n,
+                                        benchmark_registry.label(bench), bench_kind))
+        return sorted(out, key=Case.sort_key)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"models": [dataclasses.asdict(m) for m in self.models],
+                "methods": list(self.methods), "n_edits": list(self.n_edits),
+                "benchmarks": list(self.benchmarks), "batch_size": self.batch_size,
+                "edits": self.edits, "seed": self.seed, "bench_options": self.bench_options,
+                "method_options": self.method_options, "thresholds": self.thresholds.to_dict(),
+                "backend": self.backend}
+
+
+def method_label(spec: str) -> str:
+    """The short name of a method in ids and tables: the registry name, or for a
+    ``package.module:Class`` path the class's ``name``."""
+    return editor_registry.resolve(spec).name if editor_registry.EDITORS.is_path(spec) else spec
+
+
+def split(values: Sequence[str] | str | None) -> list[str]:
+    """Comma-separated and/or repeated option values -> a flat list, order kept, no blanks."""
+    if values is None:
+        return []
+    items = [values] if isinstance(values, str) else list(values)
+    return [part.strip() for item in items for part in item.split(",") if part.strip()]
+
+
+def parse_value(raw: str) -> Any:
+    """A TOML scalar (``5``, ``0.5``, ``true``, ``"x"``, ``[3, 4]``); bare words are strings."""
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def parse_options(values: Sequence[str], option: str, known: Sequence[str]
+                  ) -> dict[str, dict[str, Any]]:
+    """``["mmlu.limit=50", "rome.layer=6"]`` -> ``{"mmlu": {"limit": 50}, ...}``."""
+    out: dict[str, dict[str, Any]] = {}
+    for item in values:
+        match = re.fullmatch(r"([\w.:-]+?)\.(\w+)=(.+)", item.strip())
+        if match is None:
+            raise MatrixError(f"{option} {item!r}: expected NAME.KEY=VALUE, e.g. "
+                              f"{option} {known[0] if known else 'name'}.limit=50")
+        name, key, raw = match.groups()
+        if name not in known:
+            raise MatrixError(f"{option} {item!r}: {name!r} is not in this run; it names one of "
+                              f"{', '.join(known)}")
+        out.setdefault(name, {})[key] = parse_value(raw)
+    return out
+
+
+def parse_n_edits(values: Sequence[str]) -> tuple[int, ...]:
+    out = set()
+    for raw in values:
+        try:
+            n = int(raw)
+        except ValueError:
+            raise MatrixError(f"--n-edits {raw!r} is not an integer; give positive counts such "
+                              "as --n-edits 1,10,30") from None
+        if n < 1:
+            raise MatrixError(f"--n-edits {n} must be at least 1")
+        out.add(n)
+    if not out:
+        raise MatrixError("--n-edits is empty; give counts such as --n-edits 1,10,30")
+    return tuple(sorted(out))
+
+
+def build(*, models: Sequence[str], methods: Sequence[str], n_edits: Sequence[str],
+          benchmarks: Sequence[str], batch_size: int, edits: str, seed: int,
+          bench_opts: Sequence[str], method_opts: Sequence[str], dtype: str, device: str,
+          trust_remote_code: bool, cache_dir: Path, thresholds_file: Path | None,
+          max_drop: Sequence[str], min_score: Sequence[str], backend: str = "hf") -> Matrix:
+    """Validate everything a run needs that can be checked without loading a model."""
+    if not models or not methods or not benchmarks:
+        raise MatrixError("--models, --methods and --benchmarks each need at least one value")
+    if dtype not in DTYPES:
+        raise MatrixError(f"--dtype {dtype!r} is not one of {', '.join(DTYPES)}")
+    if batch_size < 1:
+        raise MatrixError(f"--batch-size {batch_size} must be at least 1")
+    bench_labels = [benchmark_registry.label(name) for name in benchmarks]  # resolves each
+    if len(set(bench_labels)) != len(bench_labels):
+        raise MatrixError(f"--benchmarks {','.join(benchmarks)} names a benchmark twice")
+    for name in benchmarks:
+        kinds.check(benchmark_registry.resolve(name).kind, f"benchmark {name!r}")
+    backend_registry.resolve(backend)
+    labels = []
+    for spec in methods:
+        cls = editor_registry.resolve(spec)
+        if batch_size > 1 and not getattr(cls, "supports_batch", True):
+            raise MatrixError(f"--batch-size {batch_size}: method {spec!r} edits one fact at a "
+                              "time; use --batch-size 1 or leave it out of --methods")
+        labels.append(method_label(spec))
+    if len(set(labels)) != len(labels):
+        raise MatrixError(f"--methods {','.join(methods)} names a method twice")
+    model_specs = tuple(ModelSpec(m, dtype, device, trust_remote_code)
+                        for m in dict.fromkeys(models))
+    if len({m.label for m in model_specs}) != len(model_specs):
+        raise MatrixError(f"--models {','.join(models)}: two models share the short name "
+                          f"{[m.label for m in model_specs]}; give them distinct directory names")
+    thresholds = ThresholdSet.from_sources(thresholds_file, max_drop, min_score)
+    known = {**benchmark_registry.metric_names(),
+             **benchmark_registry.metric_names(list(dict.fromkeys(benchmarks)))}
+    thresholds.validate(known)
+    return Matrix(models=model_specs, methods=tuple(dict.fromkeys(methods)),
+                  n_edits=parse_n_edits(n_edits), benchmarks=tuple(dict.fromkeys(benchmarks)),
+                  batch_size=batch_size, edits=edits, seed=seed,
+                  bench_options=parse_options(bench_opts, "--bench-opt", bench_labels),
+                  method_options=parse_options(method_opts, "--method-opt", labels),
+                  cache_dir=cache_dir, thresholds=thresholds, backend=backend)

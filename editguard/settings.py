@@ -1,0 +1,54 @@
+"""Settings records: frozen dataclasses built from user values, strict about keys and types.
+
+Editors' hyperparameters and benchmarks' options are both validated here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+from editguard.suggest import did_you_mean
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def build(cls: type[T], values: Mapping[str, Any], where: str) -> T:
+    """Make the dataclass ``cls`` from ``values``; unknown keys and wrong types are errors."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    for key in values:
+        if key not in fields:
+            hint = did_you_mean(key, fields, " (did you mean {!r}?)")
+            raise ConfigError(f"{where}: unknown key {key!r}{hint}; accepted keys: "
+                              f"{', '.join(sorted(fields))}")
+    converted: dict[str, Any] = {}
+    for key, value in values.items():
+        default = fields[key].default
+        converted[key] = _coerce(value, None if default is dataclasses.MISSING else default,
+                                 f"{where}: {key}")
+    return cls(**converted)
+
+
+def _coerce(value: Any, default: Any, where: str) -> Any:
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} must be true or false, got {value!r}")
+        return value
+    if isinstance(default, int) and not isinstance(default, bool):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where} must be an integer, got {value!r}")
+        return value
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where} must be a number, got {value!r}")
+        return float(value)
+    if isinstance(default, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where} must be a list, got {value!r}")
+        return tuple(value)
+    return value

@@ -1,0 +1,39 @@
+"""Edited vs baseline under the thresholds: report rows and the failure reasons of one test."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from editguard.benchmarks.base import Benchmark
+from editguard.case import Case, Outcome
+from editguard.verdicts.row import Row
+from editguard.verdicts.thresholds import ThresholdSet
+
+
+def judge(case: Case, bench: type[Benchmark], outcome: Outcome, thresholds: ThresholdSet,
+          provenance: dict[str, Any]) -> tuple[list[Row], list[str]]:
+    rows: list[Row] = []
+    failures: list[str] = []
+    for metric in bench.metrics:
+        common: dict[str, Any] = dict(model=case.model, method=case.method, n_edits=case.n_edits,
+                      benchmark=case.benchmark, metric=metric.name, kind=bench.kind,
+                      provenance=provenance)
+        limits = thresholds.lookup(case.benchmark, metric.name, metric.primary)
+        described = " and ".join(t.describe() for t in limits) or None
+        if outcome.status != "ok" or outcome.edited is None or outcome.baseline is None:
+            base = outcome.baseline.value(metric.name) if outcome.baseline else None
+            rows.append(Row(**common, baseline=base, edited=None, threshold=described,
+                            passed=False, status=outcome.status, message=outcome.message))
+            if not failures:
+                failures.append(f"{outcome.message} [{case.label}]")
+            continue
+        base = outcome.baseline.value(metric.name)
+        edited = outcome.edited.value(metric.name)
+        verdicts = [t.check(base, edited, case.label, metric=metric.name) for t in limits]
+        bad = [v.reason for v in verdicts if not v.passed]
+        failures += bad
+        rows.append(Row(**common, baseline=base, edited=edited, threshold=described,
+                        passed=(not bad) if verdicts else None, message="; ".join(bad),
+                        stderr=outcome.edited.stderr(metric.name),
+                        n_items=len(outcome.edited.defined(metric.name))))
+    return rows, failures
