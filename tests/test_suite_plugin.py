@@ -156,3 +156,32 @@ def test_a_failed_restore_is_blamed_on_its_group_and_the_next_group_gets_clean_w
     assert "model.norm.weight" in out
     key = ("tiny-llama", "ft", 1, "facts", "acc")
     assert rows(tmp_path / "r2")[key] == rows(tmp_path / "r1")[key]
+
+
+def test_a_backend_given_by_import_path_scores_the_run(pytester, tiny_dir, tmp_path):
+    common = ["--models", str(tiny_dir), "--methods", "ft", "--method-opt", "ft.layer=1",
+              "--n-edits", "1", "--benchmarks", "facts", "--bench-opt", "facts.limit=10",
+              "--max-drop", "facts=100", "--editguard-cache", str(tmp_path / "c")]
+    default = run(pytester, *common, "--report-dir", str(tmp_path / "r1"))
+    tagged = run(pytester, *common, "--backend", "tests.backends_for_tests:TaggedHF",
+                 "--report-dir", str(tmp_path / "r2"))
+    assert default.ret == tagged.ret == pytest.ExitCode.OK
+
+    def backend(report: Path) -> dict:
+        (row,) = json.loads((report / "results.json").read_text())["results"]
+        return row["provenance"]["backend"]
+
+    assert backend(tmp_path / "r1") == {"spec": "hf", "backend": "hf", "device_type": "cpu",
+                                        "dtype": "torch.float32"}
+    assert backend(tmp_path / "r2") == {"spec": "tests.backends_for_tests:TaggedHF",
+                                        "backend": "tagged-hf", "device_type": "cpu",
+                                        "dtype": "torch.float32", "tagged": True}
+    # the same scores (it is HF underneath), from a baseline of its own: the key names the backend
+    assert rows(tmp_path / "r1") == rows(tmp_path / "r2")
+    assert len(list((tmp_path / "c" / "baselines").rglob("*.json"))) == 2
+
+
+def test_an_unknown_backend_is_a_usage_error_with_a_suggestion(pytester):
+    result = run(pytester, "--backend", "hff", "--collect-only")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "unknown backend 'hff'. Did you mean 'hf'?" in result.stderr.str()
