@@ -1,6 +1,8 @@
 """Settings records: frozen dataclasses built from user values, strict about keys and types.
 
-Editors' hyperparameters and benchmarks' options are both validated here.
+Editors' hyperparameters and benchmarks' options are both validated here. Every integer
+setting is a count or an index, so a negative one is refused; a field declared with
+``at_least(default, minimum)`` sets a higher floor (a step count of at least 1).
 """
 
 from __future__ import annotations
@@ -18,6 +20,11 @@ class ConfigError(ValueError):
     pass
 
 
+def at_least(default: int, minimum: int) -> Any:
+    """A dataclass field for an integer setting that must be ``>= minimum``."""
+    return dataclasses.field(default=default, metadata={"minimum": minimum})
+
+
 def build(cls: type[T], values: Mapping[str, Any], where: str) -> T:
     """Make the dataclass ``cls`` from ``values``; unknown keys and wrong types are errors."""
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
@@ -31,7 +38,15 @@ def build(cls: type[T], values: Mapping[str, Any], where: str) -> T:
         default = fields[key].default
         converted[key] = _coerce(value, None if default is dataclasses.MISSING else default,
                                  f"{where}: {key}")
+        _check_minimum(converted[key], fields[key].metadata.get("minimum", 0), f"{where}: {key}")
     return cls(**converted)
+
+
+def _check_minimum(value: Any, minimum: int, where: str) -> None:
+    numbers = value if isinstance(value, tuple) else (value,)
+    for number in numbers:
+        if isinstance(number, int) and not isinstance(number, bool) and number < minimum:
+            raise ConfigError(f"{where} must be at least {minimum}, got {value!r}")
 
 
 def _coerce(value: Any, default: Any, where: str) -> Any:
@@ -50,5 +65,8 @@ def _coerce(value: Any, default: Any, where: str) -> Any:
     if isinstance(default, tuple):
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{where} must be a list, got {value!r}")
+        kinds = {type(x) for x in default}
+        if kinds == {int} and any(isinstance(x, bool) or not isinstance(x, int) for x in value):
+            raise ConfigError(f"{where} must be a list of integers, got {value!r}")
         return tuple(value)
     return value

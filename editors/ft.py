@@ -20,12 +20,13 @@ from editguard.edits.request import EditRequest
 from editguard.lm.device import model_device
 from editguard.lm.forward import final_hidden, logits_from_hidden
 from editguard.lm.tokens import pad_id, right_pad
+from editguard.settings import at_least
 
 
 @dataclasses.dataclass(frozen=True)
 class FtSettings:
     layer: int = 5
-    steps: int = 25
+    steps: int = at_least(25, 1)
     lr: float = 5e-4
     norm_constraint: float = 5e-3  # L-inf bound on each entry's change; 0 = unconstrained
     early_stop_nll: float = 0.05

@@ -20,7 +20,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from editguard import atomic
+from editguard import atomic, integrity
 from editguard.editors.base import PrepareContext
 from editguard.editors.layers import arch_for
 from editguard.editors.nethook import Trace
@@ -48,10 +48,11 @@ class LayerStats:
     n_tokens: int
     corpus: str
     corpus_source: str
+    cache: str = "read"  # "read", "computed", or "recomputed: <why>" (see editguard.integrity)
 
     def provenance(self) -> dict[str, object]:
         return {"module": self.module, "corpus": self.corpus, "corpus_source": self.corpus_source,
-                "n_tokens": self.n_tokens}
+                "n_tokens": self.n_tokens, "cache": self.cache}
 
 
 def stats_path(cache_dir: Path, fingerprint: str, module: str, spec: StatsSpec) -> Path:
@@ -67,23 +68,50 @@ def layer_stats(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, laye
     paths = {layer: stats_path(cache_dir, fingerprint, m, spec) for layer, m in modules.items()}
     lock_dir = cache_dir / "stats" / fingerprint[:16]
     lock_dir.mkdir(parents=True, exist_ok=True)
+    out: dict[int, LayerStats] = {}
     with FileLock(str(lock_dir / ".lock")):
-        missing = [layer for layer in layers if not paths[layer].exists()]
+        missing: dict[int, str] = {}  # layer -> why it is computed
+        for layer in layers:
+            key = spec.key(fingerprint, modules[layer])
+            if not paths[layer].exists():
+                missing[layer] = "computed"
+                continue
+            try:
+                out[layer] = _read(paths[layer], modules[layer], key, "read")
+            except integrity.CorruptCacheError as err:
+                missing[layer] = integrity.set_aside(paths[layer], str(err))
         if missing:
             computed = _compute(model, tokenizer, [modules[layer] for layer in missing], spec,
                                 context)
-            for layer in missing:
+            for layer, status in missing.items():
                 mom2, meta = computed[modules[layer]]
+                mom2 = mom2.contiguous()
+                meta = {**meta, "key": spec.key(fingerprint, modules[layer]),
+                        "sha256": integrity.sha256_hex(_tensor_bytes(mom2))}
                 with atomic.replacing(paths[layer]) as temp:
-                    save_file({"mom2": mom2.contiguous()}, str(temp), metadata=meta)
-    out: dict[int, LayerStats] = {}
-    for layer in layers:
-        with safe_open(str(paths[layer]), framework="pt") as handle:
-            meta = handle.metadata()
-            mom2 = handle.get_tensor("mom2")
-        out[layer] = LayerStats(module=modules[layer], mom2=mom2, n_tokens=int(meta["n_tokens"]),
-                                corpus=meta["corpus"], corpus_source=meta["corpus_source"])
-    return out
+                    save_file({"mom2": mom2}, str(temp), metadata=meta)
+                out[layer] = _read(paths[layer], modules[layer], meta["key"], status)
+    return {layer: out[layer] for layer in layers}
+
+
+def _tensor_bytes(tensor: torch.Tensor) -> bytes:
+    return tensor.detach().cpu().contiguous().numpy().tobytes()
+
+
+def _read(path: Path, module: str, key: str, status: str) -> LayerStats:
+    """A stored statistics file, checked against its key and the checksum of its tensor."""
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            meta = handle.metadata() or {}
+            mom2 = handle.get_tensor("mom2").clone()  # not a view of the mapped file
+        n_tokens, corpus, source = int(meta["n_tokens"]), meta["corpus"], meta["corpus_source"]
+    except Exception as err:  # safetensors raises its own error types for damaged files
+        raise integrity.CorruptCacheError(f"{path.name} is not a readable statistics file "
+                                          f"({type(err).__name__}: {err})") from None
+    integrity.check(key, meta.get("key"), integrity.sha256_hex(_tensor_bytes(mom2)),
+                    meta.get("sha256"), path)
+    return LayerStats(module=module, mom2=mom2, n_tokens=n_tokens, corpus=corpus,
+                      corpus_source=source, cache=status)
 
 
 @torch.no_grad()

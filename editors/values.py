@@ -26,6 +26,7 @@ from editguard.edits.request import EditRequest
 from editguard.lm.device import model_device
 from editguard.lm.forward import final_hidden, logits_from_hidden
 from editguard.lm.tokens import pad_id, right_pad
+from editguard.settings import at_least
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,16 +45,16 @@ class RewriteSettings:
     key statistics."""
 
     context_templates: int = 5
-    context_length: int = 5
-    v_steps: int = 20
+    context_length: int = at_least(5, 1)
+    v_steps: int = at_least(20, 1)
     v_lr: float = 0.5
     v_weight_decay: float = 1e-3
     kl_factor: float = 0.0625
     clamp_norm_factor: float = 4.0
     early_stop_nll: float = 0.05
     stats_corpus: str = "wikipedia-en"
-    stats_tokens: int = 100_000
-    stats_seq_len: int = 256
+    stats_tokens: int = at_least(100_000, 1)
+    stats_seq_len: int = at_least(256, 1)
 
     def values(self) -> ValueSettings:
         return ValueSettings(self.v_steps, self.v_lr, self.v_weight_decay, self.kl_factor,

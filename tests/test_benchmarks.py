@@ -85,7 +85,8 @@ def test_baseline_store_computes_once_across_threads(tmp_path):
     for t in threads:
         t.join()
     assert len(calls) == 1
-    assert store.get_or_compute(parts, compute).value("acc") == 1.0 and len(calls) == 1
+    result, status = store.get_or_compute(parts, compute)
+    assert result.value("acc") == 1.0 and status == "read" and len(calls) == 1
     assert store.path(parts) != store.path({**parts, "model": "other"})
 
 

@@ -287,3 +287,12 @@ def test_embedded_neighbours_come_from_the_never_edited_pool(asset_home: Path) -
     assert all(n.prompt not in prompts for e in edits for n in e.neighbourhood)
     assert sum(len(e.neighbourhood) for e in edits) >= 2.9 * len(edits)
     assert len(subjects) > 4000
+
+
+def test_an_empty_or_broken_edit_file_is_named_in_the_error(tmp_path: Path) -> None:
+    empty = tmp_path / "cf.json"
+    empty.write_bytes(b"")
+    with pytest.raises(ValueError, match=r"cf.json: not a CounterFact JSON file"):
+        load_edit_source(f"counterfact:{empty}")
+    with pytest.raises(FileNotFoundError, match="pass the path of an existing zsRE JSON file"):
+        load_edit_source(f"zsre:{tmp_path / 'missing.json'}")

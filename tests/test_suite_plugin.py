@@ -114,6 +114,15 @@ def test_a_collapsed_model_fails_with_model_collapsed_and_other_cases_go_on(pyte
     (["--max-drop", "mmlu.accuracy=2"], "accuracy"),
     (["--n-edits", "100000"], "100000"),
     (["--batch-size", "4", "--methods", "rome"], "edits one fact at a time"),
+    (["--bench-opt", "mmlu.limit=-1"], "--bench-opt mmlu: limit must be at least 0, got -1"),
+    (["--bench-opt", "facts.limit=-1"], "--bench-opt facts: limit must be at least 0, got -1"),
+    (["--bench-opt", "facts.limit=2.5"], "limit must be an integer, got 2.5"),
+    (["--bench-opt", "facts.limt=5"], "unknown key 'limt' (did you mean 'limit'?)"),
+    (["--method-opt", "rome.layr=5"], "--method-opt rome: unknown key 'layr'"),
+    (["--method-opt", "ft.steps=0"], "--method-opt ft: steps must be at least 1, got 0"),
+    (["--models", "./no/such/model"], "'./no/such/model': no such directory"),
+    (["--edits", "counterfact:/no/such/cf.json"],
+     "no such file; pass the path of an existing CounterFact JSON file"),
 ])
 def test_bad_input_is_a_usage_error_that_names_the_value(pytester, args, message):
     result = run(pytester, *args, "--collect-only")
@@ -156,6 +165,11 @@ def test_a_failed_restore_is_blamed_on_its_group_and_the_next_group_gets_clean_w
     assert "model.norm.weight" in out
     key = ("tiny-llama", "ft", 1, "facts", "acc")
     assert rows(tmp_path / "r2")[key] == rows(tmp_path / "r1")[key]
+    # no false PASS: the drifting editor's own rows carry the failure into the report
+    assert verdict(after, "tiny-llama-drift-n1-facts") == "FAILED"
+    assert "drift changed 1 parameters it does not declare" in out
+    _, edited, passed, status = rows(tmp_path / "r2")[("tiny-llama", "drift", 1, "facts", "acc")]
+    assert (edited, passed, status) == (None, False, "error")
 
 
 def test_a_backend_given_by_import_path_scores_the_run(pytester, tiny_dir, tmp_path):

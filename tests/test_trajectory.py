@@ -94,7 +94,7 @@ def test_an_editor_error_is_an_outcome_not_a_crash(tokenizer, tmp_path):
     assert t.close() == [] and lm.changed_parameters() == []
 
 
-def test_an_undeclared_change_is_caught_at_restore(tokenizer, tmp_path):
+def test_an_undeclared_change_fails_the_checkpoint_and_is_caught_at_restore(tokenizer, tmp_path):
     class Sneaky(CountingFT):
         def _apply(self, model, tokenizer, requests):
             with torch.no_grad():
@@ -103,5 +103,7 @@ def test_an_undeclared_change_is_caught_at_restore(tokenizer, tmp_path):
 
     lm = loaded(tokenizer)
     t = trajectory(lm, Sneaky({"layer": 1}), [1], tmp_path)
-    assert t.outcome(1, "efficacy").status == "ok"
-    assert t.close() == ["model.norm.weight"]
+    out = t.outcome(1, "efficacy")  # caught before any score is recorded
+    assert out.status == "error" and "does not declare" in out.message
+    assert "model.norm.weight" in out.message
+    assert t.close() == ["model.norm.weight"]  # and still reported at restore

@@ -144,7 +144,9 @@ class MultipleChoice(Benchmark):
 
 def choose(n_items: int, limit: int, seed: int) -> list[int]:
     """A deterministic subset of ``limit`` indices (all when limit is 0 or too big), sorted."""
-    if limit <= 0 or limit >= n_items:
+    if limit < 0:
+        raise ValueError(f"limit {limit} must be 0 (all items) or a positive count")
+    if limit == 0 or limit >= n_items:
         return list(range(n_items))
     return sorted(random.Random(seed).sample(range(n_items), limit))
 

@@ -16,12 +16,13 @@ from typing import ClassVar
 from editguard.benchmarks.base import Choice, Metric, MultipleChoice, choose
 from editguard.edits.wikidata import Fact, heldout_facts
 from editguard.kinds import Kind
+from editguard.settings import at_least
 
 
 @dataclasses.dataclass(frozen=True)
 class FactsSettings:
     limit: int = 200  # facts scored (0 = all held-out facts); a seeded, fixed subset
-    n_choices: int = 4
+    n_choices: int = at_least(4, 2)
 
 
 def fact_items(facts: Sequence[Fact], n_choices: int, seed: int) -> list[Choice]:
@@ -53,7 +54,5 @@ class Facts(MultipleChoice):
 
     def items(self) -> list[Choice]:
         opts: FactsSettings = self.options
-        if opts.n_choices < 2:
-            raise ValueError(f"facts n_choices {opts.n_choices} must be at least 2")
         pool = fact_items(heldout_facts(self.seed), opts.n_choices, self.seed)
         return [pool[i] for i in choose(len(pool), opts.limit, self.seed)]

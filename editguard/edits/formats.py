@@ -72,7 +72,11 @@ def load_zsre(records: Sequence[Mapping[str, Any]]) -> list[EditRequest]:
 
 
 def _read_json_list(path: Path, what: str) -> list[dict[str, Any]]:
-    records = json.loads(Path(path).read_bytes())
+    try:
+        records = json.loads(Path(path).read_bytes())
+    except ValueError as err:  # also an empty file
+        raise ValueError(f"{path}: not a {what} JSON file ({err}); a {what} file holds a JSON "
+                         "list of records") from None
     if not isinstance(records, list):
         raise ValueError(f"{path}: a {what} file must hold a JSON list of records, got {type(records).__name__}")
     return records

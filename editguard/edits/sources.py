@@ -49,8 +49,9 @@ class EditSource:
             if not path.is_file():
                 download(url, path, local_hint=f"'{self.kind}:/path/to/{path.name}'")
         elif not path.is_file():
-            raise FileNotFoundError(f"edit source {self.kind}:{path}: no such file; pass the path of a local "
-                                    f"{path.name or 'JSON'} file, or plain '{self.kind}' to download it")
+            fmt = "CounterFact" if self.kind == "counterfact" else "zsRE"
+            raise FileNotFoundError(f"edit source {self.kind}:{path}: no such file; pass the path of "
+                                    f"an existing {fmt} JSON file, or plain '{self.kind}' to download it")
         return read_counterfact(path) if self.kind == "counterfact" else read_zsre(path)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Collection
 from pathlib import Path
 
 import torch
@@ -34,10 +35,10 @@ class LoadedModel:
     def device(self) -> torch.device:
         return model_device(self.model)
 
-    def changed_parameters(self) -> list[str]:
-        """Parameters whose bytes differ from load time."""
+    def changed_parameters(self, skip: Collection[str] = ()) -> list[str]:
+        """Parameters whose bytes differ from load time (those in ``skip`` are not checked)."""
         return [n for n, p in sorted(self.model.named_parameters())
-                if tensor_digest(p) != self.digests[n]]
+                if n not in skip and tensor_digest(p) != self.digests[n]]
 
 
 def locate(spec: ModelSpec, home: Path) -> str:
@@ -50,8 +51,17 @@ def locate(spec: ModelSpec, home: Path) -> str:
     if Path(spec.source).exists():
         raise ModelLoadError(f"--models {spec.source!r} is a file; pass the directory that holds "
                              "config.json and the weights")
+    if looks_like_path(spec.source):
+        raise ModelLoadError(f"--models {spec.source!r}: no such directory; pass an existing "
+                             "directory saved by save_pretrained, a hub id such as "
+                             "'HuggingFaceTB/SmolLM2-135M', or the embedded default smollm2-135m")
     check_config(spec)
     return spec.source
+
+
+def looks_like_path(source: str) -> bool:
+    """A hub id is ``name`` or ``org/name``; anything else is meant as a local path."""
+    return source.startswith(("/", ".", "~")) or source.count("/") > 1 or os.sep != "/" and os.sep in source
 
 
 def check_config(spec: ModelSpec) -> None:

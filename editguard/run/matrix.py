@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from editguard import kinds
+from editguard import kinds, settings
 from editguard.backends import registry as backend_registry
 from editguard.benchmarks import registry as benchmark_registry
 from editguard.case import Case
@@ -159,9 +159,17 @@ def build(*, models: Sequence[str], methods: Sequence[str], n_edits: Sequence[st
     known = {**benchmark_registry.metric_names(),
              **benchmark_registry.metric_names(list(dict.fromkeys(benchmarks)))}
     thresholds.validate(known)
+    bench_options = parse_options(bench_opts, "--bench-opt", bench_labels)
+    for spec, label in zip(benchmarks, bench_labels):  # keys, types and ranges, before any load
+        settings.build(benchmark_registry.resolve(spec).settings, bench_options.get(label, {}),
+                       f"--bench-opt {label}")
+    method_options = parse_options(method_opts, "--method-opt", labels)
+    for spec, label in zip(methods, labels):
+        schema = getattr(editor_registry.resolve(spec), "settings", None)
+        if dataclasses.is_dataclass(schema) and isinstance(schema, type):
+            settings.build(schema, method_options.get(label, {}), f"--method-opt {label}")
     return Matrix(models=model_specs, methods=tuple(dict.fromkeys(methods)),
                   n_edits=parse_n_edits(n_edits), benchmarks=tuple(dict.fromkeys(benchmarks)),
-                  batch_size=batch_size, edits=edits, seed=seed,
-                  bench_options=parse_options(bench_opts, "--bench-opt", bench_labels),
-                  method_options=parse_options(method_opts, "--method-opt", labels),
-                  cache_dir=cache_dir, thresholds=thresholds, backend=backend)
+                  batch_size=batch_size, edits=edits, seed=seed, bench_options=bench_options,
+                  method_options=method_options, cache_dir=cache_dir, thresholds=thresholds,
+                  backend=backend)

@@ -144,7 +144,8 @@ class Session:
         backend = backend_registry.create(self.matrix.backend, loaded.model, loaded.tokenizer)
         names = sorted(self.needed.get(group, {case.benchmark}))
         benchmarks = {n: self._benchmark(n, edits) for n in names}
-        baselines = {n: self._baseline(loaded, backend, b) for n, b in benchmarks.items()}
+        obtained = {n: self._baseline(loaded, backend, b) for n, b in benchmarks.items()}
+        baselines = {n: result for n, (result, _) in obtained.items()}
         spec = self.matrix.method_spec(case.method)
         editor = editor_registry.create(spec, self.matrix.method_options.get(case.method, {}))
         context = PrepareContext(fingerprint=loaded.fingerprint, cache_dir=self.matrix.cache_dir,
@@ -169,6 +170,8 @@ class Session:
             "method": {"spec": spec, "config": dict(editor.config),
                        "details": getattr(editor, "provenance", {})},
             "versions": versions(),
+            # per benchmark: "read" from the cache, "computed", or "recomputed: <why>"
+            "baselines": {n: status for n, (_, status) in obtained.items()},
         }
         return trajectory
 
@@ -178,7 +181,7 @@ class Session:
                                          seed=self.matrix.seed, edits=edits)
 
     def _baseline(self, loaded: LoadedModel, backend: Backend,
-                  bench: Benchmark) -> BenchmarkResult:
+                  bench: Benchmark) -> tuple[BenchmarkResult, str]:
         if self.active is not None and self.active.applied:
             raise RuntimeError("refusing to compute a baseline on edited weights")
         parts = {"model": loaded.fingerprint, "benchmark": bench.name, "version": bench.version,

@@ -89,6 +89,13 @@ class Trajectory:
             return self._all(self.stopped)
         finally:
             self.timings["edit_s"] += time.perf_counter() - start
+        undeclared = self._undeclared_changes()
+        if undeclared:
+            self.stopped = Outcome("error", message=(
+                f"{method} changed {len(undeclared)} parameters it does not declare after "
+                f"{self.applied} edits: {undeclared[:5]}; the scores would not be the edit's "
+                "alone and restoring cannot undo them"))
+            return self._all(self.stopped)
         self.change_norms[n] = self.handle.change_norms() if self.handle is not None else {}
         start = time.perf_counter()
         before = backend.nonfinite
@@ -110,6 +117,13 @@ class Trajectory:
                 base = base.subset(ids)
             out[name] = Outcome("ok", edited=result, baseline=base)
         return out
+
+    def _undeclared_changes(self) -> list[str]:
+        """Parameters that differ from load time although the editor does not declare them
+        (bit-exact, by digest), checked before any score of a checkpoint is recorded."""
+        live = self.live
+        declared = set(live.editor.parameter_names(live.loaded.model))
+        return live.loaded.changed_parameters(skip=declared)
 
     def _edit_to(self, n: int) -> None:
         live = self.live
