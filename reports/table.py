@@ -107,13 +107,15 @@ def _table(rows: Sequence[Row], tablefmt: str) -> str:
 
 
 def summary(rows: Sequence[Row]) -> str:
-    """``"9 cases, 7 passed, 2 failed"``; a case fails if any of its rows failed."""
+    """``"9 (model, method, n_edits) lines: 7 passed, 2 failed"``: one per table line (pytest
+    counts tests, one per benchmark); a line fails if any of its rows failed."""
     cases: dict[Case, bool] = {}
     for row in ordered(rows):
         cases[_case(row)] = cases.get(_case(row), False) or failed(row)
     n_failed = sum(cases.values())
-    noun = "case" if len(cases) == 1 else "cases"
-    return f"{len(cases)} {noun}, {len(cases) - n_failed} passed, {n_failed} failed"
+    noun = "line" if len(cases) == 1 else "lines"
+    return (f"{len(cases)} (model, method, n_edits) {noun}: {len(cases) - n_failed} passed, "
+            f"{n_failed} failed")
 
 
 def failure_messages(rows: Sequence[Row], limit: int = MAX_MESSAGES) -> list[str]:

@@ -75,7 +75,7 @@ def test_table_is_printed(project: pytest.Pytester) -> None:
             "tiny*ft*1*collapsed*",
             "tiny*memit*100*0.900*0.620 (-3.2) FAIL*",
             "tiny*rome*100*0.900*0.300 (-35.2) FAIL*",
-            "5 cases, 2 passed, 3 failed",
+            "5 (model, method, n_edits) lines: 2 passed, 3 failed",
             "mmlu dropped [memit 100]",
         ]
     )
@@ -119,7 +119,7 @@ def test_report_dir_writes_the_three_files(project: pytest.Pytester) -> None:
 
     markdown = (directory / "degradation.md").read_text(encoding="utf-8")
     assert "| tiny    | memit    | 100       | 0.900" in markdown
-    assert markdown.rstrip().endswith("5 cases, 2 passed, 3 failed")
+    assert markdown.rstrip().endswith("5 (model, method, n_edits) lines: 2 passed, 3 failed")
 
     table = list(csv.DictReader(io.StringIO((directory / "degradation.csv").read_text())))
     assert len(table) == len(results)
@@ -131,7 +131,8 @@ def test_xdist_gives_the_same_results(project: pytest.Pytester) -> None:
     parallel = run(project, "-n", "2", "--report-dir", "parallel")
     assert "created: 2/2 workers" in parallel.stdout.str()
     parallel.assert_outcomes(passed=4, failed=2)
-    parallel.stdout.fnmatch_lines(["*= editguard degradation =*", "5 cases, 2 passed, 3 failed"])
+    parallel.stdout.fnmatch_lines(["*= editguard degradation =*",
+                                   "5 (model, method, n_edits) lines: 2 passed, 3 failed"])
     serial_doc = read_report(project.path / "serial")
     parallel_doc = read_report(project.path / "parallel")
     assert parallel_doc["results"] == serial_doc["results"]

@@ -121,6 +121,8 @@ def test_a_collapsed_model_fails_with_model_collapsed_and_other_cases_go_on(pyte
     (["--method-opt", "rome.layr=5"], "--method-opt rome: unknown key 'layr'"),
     (["--method-opt", "ft.steps=0"], "--method-opt ft: steps must be at least 1, got 0"),
     (["--models", "./no/such/model"], "'./no/such/model': no such directory"),
+    (["--device", "cuda:7"], "--device 'cuda:7': this machine has cpu"),
+    (["--device", "gpu0"], "--device 'gpu0' is not a device name"),
     (["--edits", "counterfact:/no/such/cf.json"],
      "no such file; pass the path of an existing CounterFact JSON file"),
 ])

@@ -65,7 +65,7 @@ def test_render_text_layout() -> None:
     assert lines[2].index("0.400") == lines[0].index("truthfulqa.mc2")
     assert lines[3].index("0.500") == lines[0].index("custom.score")
     assert lines[7] == ""
-    assert lines[8] == "4 cases, 2 passed, 2 failed"
+    assert lines[8] == "4 (model, method, n_edits) lines: 2 passed, 2 failed"
     assert lines[9:] == [
         "mmlu acc dropped 3.1 pt [memit 100]",
         "RuntimeError: out of memory",  # first line only; table order: efficacy first
@@ -73,10 +73,10 @@ def test_render_text_layout() -> None:
     ]
 
 
-def test_summary_counts_cases_not_rows() -> None:
+def test_summary_counts_table_lines_not_rows() -> None:
     other_model = Row("gpt2", "rome", 1, "mmlu", "acc", "capability", 0.3, 0.3, None, None)
     text = render_text([*ROWS, other_model])
-    assert "5 cases, 3 passed, 2 failed" in text.splitlines()
+    assert "5 (model, method, n_edits) lines: 3 passed, 2 failed" in text.splitlines()
     assert "gpt2" in text.splitlines()[2]  # models sort by name, gpt2 first
 
 
@@ -88,7 +88,7 @@ def test_failure_messages_are_capped_and_synthesised_when_empty() -> None:
     assert tail[0] == "mmlu.acc FAIL [smollm2-135m | memit | n=0]"
     assert tail[19] == "mmlu.acc FAIL [smollm2-135m | memit | n=19]"
     assert tail[20] == "... and 5 more"
-    assert "25 cases, 0 passed, 25 failed" in render_text(rows)
+    assert "25 (model, method, n_edits) lines: 0 passed, 25 failed" in render_text(rows)
 
 
 def test_duplicates_keep_the_last_row() -> None:
@@ -96,7 +96,7 @@ def test_duplicates_keep_the_last_row() -> None:
     last = row("memit", 10, "mmlu", "acc", "capability", baseline=0.6, edited=0.59, passed=True)
     text = render_text([first, last])
     assert "0.590 (-1.0) PASS" in text and "0.100" not in text
-    assert "1 case, 1 passed, 0 failed" in text
+    assert "1 (model, method, n_edits) line: 1 passed, 0 failed" in text
     long = frame([first, last])
     assert len(long) == 1 and long.loc[0, "edited"] == 0.59
 
@@ -149,7 +149,7 @@ def test_markdown_table() -> None:
     assert set(lines[3]) <= {"|", "-", ":"}
     assert any(line.startswith("| smollm2-135m | baseline |") for line in lines)
     assert "0.621 (-3.1) FAIL" in text
-    assert lines[-1] == "4 cases, 2 passed, 2 failed"
+    assert lines[-1] == "4 (model, method, n_edits) lines: 2 passed, 2 failed"
 
 
 def test_markdown_escapes_pipes() -> None:
@@ -158,6 +158,7 @@ def test_markdown_escapes_pipes() -> None:
 
 
 def test_no_rows() -> None:
-    assert render_text([]).splitlines()[-1] == "0 cases, 0 passed, 0 failed"
-    assert "0 cases" in render_markdown([])
+    assert render_text([]).splitlines()[-1] == ("0 (model, method, n_edits) lines: 0 passed, "
+                                                "0 failed")
+    assert "0 (model, method, n_edits) lines" in render_markdown([])
     assert render_csv([]).strip() == ",".join(COLUMNS)

@@ -43,3 +43,31 @@ def resolve_device(name: str) -> torch.device:
         if accelerator is not None:
             return torch.device(accelerator.type, torch.accelerator.current_device_index())
     return torch.device("cpu")
+
+
+def available_devices() -> list[str]:
+    """``cpu`` and every device of the current accelerator, e.g. ``["cpu", "cuda:0"]``."""
+    out = ["cpu"]
+    if torch.accelerator.is_available():
+        accelerator = torch.accelerator.current_accelerator()
+        if accelerator is not None:
+            out += [f"{accelerator.type}:{i}" for i in range(torch.accelerator.device_count())]
+    return out
+
+
+def check_device(name: str) -> None:
+    """Refuse a ``--device`` this machine does not have, naming the ones it has."""
+    if name == "auto":
+        return
+    have = available_devices()
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise ModelLoadError(f"--device {name!r} is not a device name; use auto or one of "
+                             f"{', '.join(have)}") from None
+    if device.type == "cpu":
+        return
+    wanted = str(device) if device.index is not None else f"{device.type}:0"
+    if wanted not in have:
+        raise ModelLoadError(f"--device {name!r}: this machine has {', '.join(have)}; use "
+                             "--device auto (the accelerator if any, else cpu) or one of those")
