@@ -1,1 +1,2 @@
-"""Knowledge-editing methods. Nothing here knows about pytest."""
+"""Knowledge-editing methods (installed as ``editguard.editors``). Nothing here knows about
+pytest, benchmarks or backends."""

@@ -1,1 +1,2 @@
-"""Degradation reports: rows shipped from the tests, tables and files written by the controller."""
+"""Degradation reports (installed as ``editguard.reports``): tables and files rendered from the
+rows the tests ship."""
