@@ -1,12 +1,17 @@
 """pytest plugin: gathers the rows tests attach to ``user_properties`` and reports them.
 
 Rows are read on the xdist controller (or the only process without xdist), where xdist
-delivers every worker's reports; workers print and write nothing.
+delivers every worker's reports; workers print and write nothing. SIGTERM (what a CI job's
+timeout sends) is turned into the interrupt Ctrl-C gives, so the rows finished so far are still
+printed and written.
 """
 
 from __future__ import annotations
 
+import signal
+import threading
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import pytest
@@ -51,6 +56,11 @@ class RowCollector:
 
 
 _COLLECTOR = pytest.StashKey[RowCollector]()
+_PREVIOUS_SIGTERM = pytest.StashKey[Any]()
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"stopped by signal {signal.Signals(signum).name}")
 
 
 def _is_worker(config: pytest.Config) -> bool:
@@ -79,12 +89,19 @@ def pytest_configure(config: pytest.Config) -> None:
     collector = RowCollector()
     config.stash[_COLLECTOR] = collector
     config.pluginmanager.register(collector, "editguard-row-collector")
+    # only where nobody else handles SIGTERM (the default would kill us without a report)
+    if (threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL):
+        config.stash[_PREVIOUS_SIGTERM] = signal.signal(signal.SIGTERM, _interrupt)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     collector = config.stash.get(_COLLECTOR, None)
     if collector is not None:
         config.pluginmanager.unregister(collector)
+    previous = config.stash.get(_PREVIOUS_SIGTERM, None)
+    if previous is not None:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _report_dir(config: pytest.Config) -> Path | None:
@@ -100,8 +117,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     directory = _report_dir(config)
     if collector is None or directory is None:
         return
-    from editguard.reports import \
-        storage  # imports pandas: only on the controller, only when needed
+    from editguard.reports import storage  # imports pandas: only on the controller, when needed
 
     provenance = config.stash.get(SESSION_PROVENANCE, {})
     try:

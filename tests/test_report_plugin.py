@@ -6,6 +6,10 @@ import csv
 import io
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -152,6 +156,40 @@ def test_malformed_rows_are_reported_not_fatal(project: pytest.Pytester) -> None
     result = run(project, "test_bad.py")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["test_bad.py::test_bad: ignored a malformed 'editguard_rows'*"])
+
+
+SLOW_SECOND = """
+import pathlib, time
+from editguard.verdicts.row import USER_PROPERTY, Row
+
+def test_a_finished(record_property):
+    row = Row("tiny", "rome", 1, "facts", "acc", "capability", 0.8, 0.7, "drop <= 20.0 pt", True)
+    record_property(USER_PROPERTY, [row.to_dict()])
+
+def test_b_hangs():
+    pathlib.Path("started").write_text("")
+    time.sleep(120)
+"""
+
+
+@pytest.mark.parametrize("xdist", [[], ["-n", "1"]])
+def test_sigterm_keeps_the_finished_rows(project: pytest.Pytester, xdist: list[str]) -> None:
+    """What a CI job timeout sends: the run stops, and the rows finished so far are written."""
+    project.makepyfile(test_slow=SLOW_SECOND)
+    args = [sys.executable, "-m", "pytest", "-p", "no:editguard", "-p", "no:cacheprovider",
+            "test_slow.py", "--report-dir", "out", *xdist]
+    with subprocess.Popen(args, cwd=project.path, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True) as proc:
+        deadline = time.monotonic() + 120
+        while not (project.path / "started").exists():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stdout
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=60)
+    assert proc.returncode == pytest.ExitCode.INTERRUPTED, output
+    assert "editguard report written to" in output, output
+    (row,) = json.loads((project.path / "out" / "results.json").read_text())["results"]
+    assert (row["method"], row["edited"]) == ("rome", 0.7)
 
 
 def test_unwritable_report_dir_fails_the_run(project: pytest.Pytester) -> None:
