@@ -110,3 +110,35 @@ def test_damaged_statistics_are_set_aside_and_recomputed_to_the_same_numbers(
     assert torch.equal(again[1].mom2, first[1].mom2)
     assert len(list(path.parent.glob(f"{path.name}.corrupt-*"))) == 1
     assert layer_stats(model, tokenizer, [1], spec, context)[1].cache == "read"
+
+
+TWO_PROCESSES = """
+import sys, time
+from pathlib import Path
+from editguard.benchmarks.base import BenchmarkResult
+from editguard.run.baselines import BaselineStore
+
+root, log = Path(sys.argv[1]), Path(sys.argv[2])
+
+def compute():
+    with log.open("a") as f:
+        f.write("computed\\n")
+    time.sleep(1.0)  # long enough for the other process to arrive and wait on the lock
+    return BenchmarkResult("b", "1", {}, ("x",), {"acc": (0.5,)})
+
+result, status = BaselineStore(root).get_or_compute({"model": "fp", "benchmark": "b"}, compute)
+print(status, result.value("acc"))
+"""
+
+
+def test_two_processes_on_an_empty_cache_compute_a_baseline_once(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    log = tmp_path / "calls.log"
+    procs = [subprocess.Popen([sys.executable, "-c", TWO_PROCESSES, str(tmp_path / "b"), str(log)],
+                              stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = sorted(p.communicate(timeout=120)[0].strip() for p in procs)
+    assert [p.returncode for p in procs] == [0, 0]
+    assert outputs == ["computed 0.5", "read 0.5"]
+    assert log.read_text() == "computed\n"
