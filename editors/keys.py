@@ -40,6 +40,22 @@ def at_subject(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
     return {m: torch.cat(c) for m, c in chunks.items()}
 
 
-def mean_over_templates(vectors: torch.Tensor, n_templates: int) -> torch.Tensor:
-    """(n_requests * n_templates, d) ordered request-major -> (n_requests, d)."""
-    return vectors.view(-1, n_templates, vectors.shape[-1]).mean(dim=1)
+def template_weights(n_templates: int, grouped: bool) -> torch.Tensor:
+    """(n_templates,) weights for averaging keys over ``["{}", prefix_1, ..., prefix_k]``.
+
+    ``grouped`` (MEMIT's ``compute_ks``): the mean over each template group, then over the
+    groups: the plain prompt weighs 1/2 and each of the k prefixed versions 1/(2k). Otherwise
+    (ROME's ``compute_u``, one flat template list) every template weighs 1/(k+1).
+    """
+    if n_templates < 1:
+        raise ValueError(f"need at least the plain template, got {n_templates}")
+    k = n_templates - 1
+    if not grouped or k == 0:
+        return torch.full((n_templates,), 1.0 / n_templates, dtype=torch.float64)
+    return torch.tensor([0.5] + [0.5 / k] * k, dtype=torch.float64)
+
+
+def average_over_templates(vectors: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """(n_requests * n_templates, d) ordered request-major -> (n_requests, d), weighted."""
+    per_request = vectors.view(-1, len(weights), vectors.shape[-1]).double()  # (n, T, d)
+    return (per_request * weights.to(per_request.device)[None, :, None]).sum(dim=1)

@@ -2,7 +2,8 @@
 
 A batch of facts is written into the MLP output matrices of several layers at once:
     z_i   = target residual stream after the last edited layer, per fact     (d,)
-    for each edited layer l (shallow to deep), with keys K (n, in) at l:
+    for each edited layer l (shallow to deep), with keys K (n, in) at l, each the average over
+    the plain prompt (weight 1/2) and its k prefixed versions (1/(2k) each):
         R = (z - h_current) / (layers left)                                  (n, d)
         dW_l = R^T K (lambda C_l + K^T K)^-1                                 (d, in)
 C_l = E[k k^T] over a corpus, lambda = mom2_update_weight.
@@ -17,12 +18,18 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from editguard.editors.base import EditorBase
-from editguard.editors.keys import at_subject, mean_over_templates
+from editguard.editors.keys import at_subject, average_over_templates, template_weights
 from editguard.editors.layers import arch_for, check_layers, from_out_in
 from editguard.editors.prompts import context_templates, fill
 from editguard.editors.stats import layer_stats
-from editguard.editors.values import RewriteSettings, optimise_value
+from editguard.editors.values import VALUE_OPTIMISATION, RewriteSettings, optimise_value
 from editguard.edits.request import EditRequest
+
+
+# Follows the MEMIT authors' code (memit/memit_main.py, compute_ks.py, compute_z.py).
+ALGORITHM = {"method": "MEMIT (Meng et al., 2023)", "follows": "kmeng01/memit",
+             "key_average": "per fact: 1/2 plain prompt, 1/(2k) each of k prefixed versions",
+             **VALUE_OPTIMISATION}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,7 +63,7 @@ class MemitEditor(EditorBase):
         stats = layer_stats(model, tokenizer, list(cfg.layers), cfg.stats(),
                             self.context)
         self._mom2 = {layer: s.mom2.double() for layer, s in stats.items()}
-        self.provenance = {"context_templates": self._templates,
+        self.provenance = {"algorithm": ALGORITHM, "context_templates": self._templates,
                            "stats": [s.provenance() for s in stats.values()]}
 
     def _apply(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
@@ -69,7 +76,7 @@ class MemitEditor(EditorBase):
         zs = torch.stack([v.init + v.delta for v in values]).double()  # (n, d)
         subjects = [r.subject for r in requests]
         plain = [r.text for r in requests]
-        n_t = len(self._templates)
+        weights = template_weights(len(self._templates), grouped=True)  # (T,)
         ctx = [fill(t, r.text) for r in requests for t in self._templates]  # request-major
         ctx_subjects = [r.subject for r in requests for _ in self._templates]
         norms: dict[str, float] = {}
@@ -77,7 +84,7 @@ class MemitEditor(EditorBase):
             module = arch.mlp_out_name(layer)
             weight = model.get_parameter(arch.weight_name(layer))
             keys = at_subject(model, tokenizer, ctx, ctx_subjects, [module], "in")[module]
-            keys = mean_over_templates(keys, n_t).double()  # (n, in)
+            keys = average_over_templates(keys, weights)  # (n, in)
             current = at_subject(model, tokenizer, plain, subjects, [z_module],
                                  "out")[z_module].double()  # (n, d)
             resid = (zs - current) / (len(cfg.layers) - i)  # (n, d)

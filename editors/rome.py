@@ -1,7 +1,8 @@
 """ROME: rank-one model editing (Meng et al., 2022).
 
 One fact is one rank-one update of the MLP output matrix W (out, in) at one layer:
-    k* = mean key at the subject's last token over context templates        (in,)
+    k* = key at the subject's last token, averaged with equal weights over the
+         plain prompt and its model-written prefixed versions                   (in,)
     u  = C^-1 k* / |C^-1 k*|        C = E[k k^T] over a corpus (or I)      (in,)
     v* = W k + delta                 delta from the value optimisation       (out,)
     W' = W + (delta / (k . u)) u^T   so that W' k = v*  for the plain-prompt key k
@@ -16,12 +17,18 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from editguard.editors.base import EditorBase
-from editguard.editors.keys import at_subject
+from editguard.editors.keys import at_subject, average_over_templates, template_weights
 from editguard.editors.layers import arch_for, check_layers, from_out_in
 from editguard.editors.prompts import context_templates, fill
 from editguard.editors.stats import layer_stats
-from editguard.editors.values import RewriteSettings, optimise_value
+from editguard.editors.values import VALUE_OPTIMISATION, RewriteSettings, optimise_value
 from editguard.edits.request import EditRequest
+
+
+# Follows the ROME authors' code (rome/compute_u.py, compute_v.py) and EasyEdit's ROME.
+ALGORITHM = {"method": "ROME (Meng et al., 2022)", "follows": "kmeng01/rome, EasyEdit ROME",
+             "key_average": "equal weights over ['{}'] + prefixes (one flat template list)",
+             **VALUE_OPTIMISATION}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,7 +55,7 @@ class RomeEditor(EditorBase):
         check_layers(model, [cfg.layer], self.name)
         self._templates = context_templates(model, tokenizer, cfg.context_templates,
                                             cfg.context_length, self.context.seed)
-        self.provenance = {"context_templates": self._templates}
+        self.provenance = {"algorithm": ALGORITHM, "context_templates": self._templates}
         if cfg.use_covariance:
             stats = layer_stats(model, tokenizer, [cfg.layer], cfg.stats(),
                                 self.context)[cfg.layer]
@@ -65,7 +72,7 @@ class RomeEditor(EditorBase):
         texts = [fill(t, request.text) for t in self._templates]
         keys = at_subject(model, tokenizer, texts, [request.subject] * len(texts), [module],
                           "in")[module].double()  # (T, in); row 0 is the plain prompt
-        k_star = keys.mean(dim=0)  # (in,)
+        k_star = average_over_templates(keys, template_weights(len(texts), grouped=False))[0]
         u = k_star if self._inv_mom2 is None else self._inv_mom2.to(k_star.device) @ k_star
         u = u / u.norm()  # (in,)
         value = optimise_value(model, tokenizer, module, request, self._templates,

@@ -1,11 +1,20 @@
 """The target vector of an edit: the hidden value that makes the model say the new object.
 
 ROME optimises it at the MLP output of its layer, MEMIT at the residual stream after its last
-layer; the optimisation is the same. A vector ``delta`` is added to a module's output at the
-subject's last token, and trained so that every context-template version of the prompt ends in
-``target_new``, while a KL term keeps the model's next-token distribution after
-"<subject> is a" where it was (the subject's other properties) and a decay term keeps
-``delta`` small.
+layer; the optimisation is the same and follows the reference code of both papers (ROME's
+``compute_v``, MEMIT's ``compute_z``). A vector ``delta`` is added to a module's output at the
+subject's last token of every prompt, and trained with Adam on
+
+    loss = NLL(target_new | each context-template version of the prompt)
+         + kl_factor * KL(p_current || p_initial)        at the subject's last token of
+                                                          the essence prompt "<subject> is a"
+         + weight_decay * ||delta|| / ||v_init||^2
+
+(the KL keeps what the model says about the subject in general, the decay keeps ``delta``
+small relative to the original value), with ``delta`` projected back into the ball of radius
+clamp_norm_factor * ||v_init|| after each step. Like the reference, the optimisation stops as
+soon as the whole loss is below ``early_stop_loss``, and the last of ``v_steps`` iterations
+only evaluates (``v_steps`` - 1 updates at most).
 """
 
 from __future__ import annotations
@@ -29,6 +38,16 @@ from editguard.lm.tokens import pad_id, right_pad
 from editguard.settings import at_least
 
 
+# What the value optimisation does, recorded with every ROME / MEMIT result.
+VALUE_OPTIMISATION = {
+    "nll": "mean over context templates of the target's token NLL",
+    "kl": "KL(current || initial) at the subject's last token of '<subject> is a'",
+    "weight_decay": "v_weight_decay * ||delta|| / ||v_init||^2",
+    "early_stop": "whole loss < early_stop_loss; the last of v_steps iterations only evaluates",
+    "clamp": "||delta|| <= clamp_norm_factor * ||v_init||",
+}
+
+
 @dataclasses.dataclass(frozen=True)
 class ValueSettings:
     steps: int
@@ -36,7 +55,7 @@ class ValueSettings:
     weight_decay: float
     kl_factor: float
     clamp_norm_factor: float
-    early_stop_nll: float
+    early_stop_loss: float
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,21 +63,21 @@ class RewriteSettings:
     """Hyperparameters ROME and MEMIT share: context templates, the value optimisation and the
     key statistics."""
 
-    context_templates: int = 5
-    context_length: int = at_least(5, 1)
+    context_templates: int = 5  # model-written prefixes besides the plain prompt
+    context_length: int = at_least(10, 1)  # tokens per prefix (MEMIT's reference: 10)
     v_steps: int = at_least(20, 1)
     v_lr: float = 0.5
     v_weight_decay: float = 1e-3
     kl_factor: float = 0.0625
     clamp_norm_factor: float = 4.0
-    early_stop_nll: float = 0.05
+    early_stop_loss: float = 0.05  # the reference's 5e-2, on the whole loss
     stats_corpus: str = "wikipedia-en"
     stats_tokens: int = at_least(100_000, 1)
     stats_seq_len: int = at_least(256, 1)
 
     def values(self) -> ValueSettings:
         return ValueSettings(self.v_steps, self.v_lr, self.v_weight_decay, self.kl_factor,
-                             self.clamp_norm_factor, self.early_stop_nll)
+                             self.clamp_norm_factor, self.early_stop_loss)
 
     def stats(self) -> StatsSpec:
         return StatsSpec(self.stats_corpus, self.stats_tokens, self.stats_seq_len)
@@ -85,6 +104,23 @@ def frozen(model: torch.nn.Module) -> Iterator[None]:
             p.requires_grad_(flag)
 
 
+def essence_prompt(tokenizer: PreTrainedTokenizerBase, subject: str) -> tuple[list[int], int]:
+    """Token ids of "<subject> is a" and where its KL term is read: the subject's last token,
+    as in the reference (not the prompt's final token)."""
+    return encode_with_subject(tokenizer, f"{subject} is a", subject)
+
+
+def kl_term(current: torch.Tensor, initial: torch.Tensor) -> torch.Tensor:
+    """KL(current || initial) of two (V,) log-distributions: sum p_cur (log p_cur - log p_init),
+    the direction of the reference's ``kl_div(init, current, log_target=True)``."""
+    return F.kl_div(initial, current, log_target=True, reduction="sum")
+
+
+def decay_term(delta: torch.Tensor, init: torch.Tensor, weight_decay: float) -> torch.Tensor:
+    """weight_decay * ||delta|| / ||v_init||^2 (the reference's norm, not its square, on top)."""
+    return weight_decay * delta.norm() / init.norm() ** 2
+
+
 def optimise_value(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, module: str,
                    request: EditRequest, templates: Sequence[str],
                    settings: ValueSettings) -> Value:
@@ -98,11 +134,10 @@ def optimise_value(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, m
         rows.append(ids + target_ids[:-1])
         lookups.append(where)
         label_spans.append((len(ids) - 1, len(ids) - 1 + len(target_ids)))
-    kl_text = f"{request.subject} is a"
-    kl_ids, kl_where = encode_with_subject(tokenizer, kl_text, request.subject)
+    kl_ids, kl_where = essence_prompt(tokenizer, request.subject)
     rows.append(kl_ids)
     lookups.append(kl_where)
-    kl_row, kl_pos = len(rows) - 1, len(kl_ids) - 1
+    kl_row, kl_pos = len(rows) - 1, kl_where
 
     input_ids, mask = right_pad(rows, pad_id(tokenizer), device)  # (B, T)
     row_index = torch.arange(len(rows), device=device)  # (B,)
@@ -142,15 +177,14 @@ def optimise_value(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, m
             with Trace(model, [module], edit=add_delta, detach=False):
                 logp = log_probs()  # (N + 1, V)
             token_nll = -logp[:-1].gather(1, label_tok[:, None].to(device)).squeeze(1)  # (N,)
-            nll_t = token_nll.mean()
-            kl = F.kl_div(logp[-1], kl_ref, log_target=True, reduction="sum")
-            decay = settings.weight_decay * delta.norm() ** 2 / init.norm() ** 2
-            loss = nll_t + settings.kl_factor * kl + decay
+            nll_t = token_nll.mean()  # every template has the same target: the reference's mean
+            loss = (nll_t + settings.kl_factor * kl_term(logp[-1], kl_ref)
+                    + decay_term(delta, init, settings.weight_decay))
             nll = float(nll_t.detach())
             if not math.isfinite(float(loss.detach())):
                 raise FloatingPointError(f"value optimisation diverged for edit {request.case_id!r}")
-            if nll < settings.early_stop_nll:
-                break
+            if float(loss.detach()) < settings.early_stop_loss or step == settings.steps:
+                break  # the last iteration only evaluates, as in the reference
             loss.backward()
             optimiser.step()
             with torch.no_grad():

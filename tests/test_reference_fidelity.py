@@ -1,0 +1,80 @@
+"""ROME and MEMIT as their reference code defines them: each choice pinned so it cannot drift."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+import torch
+
+from editguard.editors.keys import average_over_templates, template_weights
+from editguard.editors.layers import arch_for
+from editguard.editors.memit import ALGORITHM as MEMIT_ALGORITHM
+from editguard.editors.registry import create
+from editguard.editors.rome import ALGORITHM as ROME_ALGORITHM
+from editguard.editors.values import (RewriteSettings, ValueSettings, decay_term,
+                                      essence_prompt, kl_term, optimise_value)
+from editguard.edits.request import EditRequest
+from tests.tiny import TINY_METHOD_OPTIONS, prepare_context, tiny_model
+
+REQUEST = EditRequest("a", "He speaks the language of {}", "Vladimir Putin", "French", "Russian")
+
+
+def test_the_kl_is_read_at_the_subjects_last_token_of_the_essence_prompt(tokenizer) -> None:
+    ids, where = essence_prompt(tokenizer, "Vladimir Putin")
+    assert tokenizer.decode(ids[: where + 1]).endswith("Putin")
+    assert where < len(ids) - 1  # not the prompt's final token (" a")
+
+
+def test_the_kl_is_current_against_initial() -> None:
+    current = torch.log_softmax(torch.tensor([4.0, 0.0, -1.0]), dim=0)
+    initial = torch.log_softmax(torch.tensor([0.0, 1.0, 3.0]), dim=0)
+    p = current.exp()
+    expected = float((p * (current - initial)).sum())  # KL(current || initial)
+    reverse = float((initial.exp() * (initial - current)).sum())
+    assert float(kl_term(current, initial)) == pytest.approx(expected, rel=1e-6)
+    assert abs(expected - reverse) > 0.1  # the two directions differ here
+
+
+def test_the_decay_is_the_norm_over_the_squared_initial_norm() -> None:
+    delta, init = torch.tensor([3.0, 4.0]), torch.tensor([0.0, 2.0])
+    assert float(decay_term(delta, init, 0.5)) == pytest.approx(0.5 * 5.0 / 4.0)
+
+
+def test_template_weights_sum_as_the_references_do() -> None:
+    grouped = template_weights(6, grouped=True)  # MEMIT: ["{}"] + 5 prefixes
+    assert grouped.tolist() == pytest.approx([0.5, 0.1, 0.1, 0.1, 0.1, 0.1])
+    flat = template_weights(6, grouped=False)  # ROME: one flat list
+    assert flat.tolist() == pytest.approx([1 / 6] * 6)
+    assert template_weights(1, grouped=True).tolist() == [1.0]
+    vectors = torch.arange(12.0).view(6, 2)  # one request, 6 templates
+    assert average_over_templates(vectors, grouped)[0].tolist() == pytest.approx(
+        [0.5 * 0 + 0.1 * (2 + 4 + 6 + 8 + 10), 0.5 * 1 + 0.1 * (3 + 5 + 7 + 9 + 11)])
+
+
+def _settings(**overrides: object) -> ValueSettings:
+    return dataclasses.replace(RewriteSettings().values(), **overrides)
+
+
+@pytest.mark.parametrize("steps, threshold, updates", [
+    (1, 0.05, 0),          # the last iteration only evaluates: one step, no update
+    (4, math.inf, 0),      # the whole loss is below the threshold at once
+    (4, -1.0, 3),          # never below: v_steps - 1 updates
+])
+def test_the_optimisation_stops_like_the_reference(tokenizer, steps, threshold, updates) -> None:
+    model = tiny_model("llama", len(tokenizer))
+    module = arch_for(model).mlp_out_name(1)
+    value = optimise_value(model, tokenizer, module, REQUEST, ["{}"],
+                           _settings(steps=steps, early_stop_loss=threshold))
+    assert value.steps == min(steps, 1 if threshold == math.inf else steps)
+    assert (float(value.delta.norm()) == 0.0) == (updates == 0)
+
+
+@pytest.mark.parametrize("method, algorithm", [("rome", ROME_ALGORITHM),
+                                               ("memit", MEMIT_ALGORITHM)])
+def test_provenance_names_the_algorithm(tokenizer, tmp_path, method, algorithm) -> None:
+    editor = create(method, TINY_METHOD_OPTIONS[method])
+    editor.prepare(tiny_model("llama", len(tokenizer)), tokenizer, prepare_context(tmp_path))
+    assert editor.provenance["algorithm"] == algorithm
+    assert "KL(current || initial)" in str(algorithm["kl"])
