@@ -76,7 +76,7 @@ def test_a_baseline_from_an_older_editguard_without_a_checksum_is_recomputed(
     path = store.path(PARTS)
     payload = json.loads(path.read_text())
     path.write_text(json.dumps({"key": PARTS, "result": payload["result"]}))
-    with pytest.warns(CacheRepairWarning):
+    with pytest.warns(CacheRepairWarning, match="has no checksum"):
         assert store.get_or_compute(PARTS, result)[1].startswith("recomputed")
 
 

@@ -64,6 +64,9 @@ class BaselineStore:
         except (ValueError, KeyError, TypeError, UnicodeDecodeError) as err:
             raise integrity.CorruptCacheError(f"{path.name} is not a readable baseline "
                                               f"({type(err).__name__}: {err})") from None
+        if found_sha is None:
+            raise integrity.CorruptCacheError(f"{path.name} has no checksum (written by an "
+                                              "editguard that did not check its caches)")
         integrity.check(key, found_key, integrity.sha256_hex(_canonical(stored)), found_sha, path)
         try:
             return BenchmarkResult.from_json(stored)
