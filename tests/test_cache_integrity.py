@@ -142,3 +142,21 @@ def test_two_processes_on_an_empty_cache_compute_a_baseline_once(tmp_path: Path)
     assert [p.returncode for p in procs] == [0, 0]
     assert outputs == ["computed 0.5", "read 0.5"]
     assert log.read_text() == "computed\n"
+
+
+def test_a_damaged_converted_model_is_set_aside_and_converted_again(tmp_path: Path) -> None:
+    from editguard.models.embedded import MANIFEST, embedded_dir
+
+    folder = embedded_dir("smollm2-135m", tmp_path)
+    manifest = json.loads((folder / MANIFEST).read_text())
+    weights = folder / "model.safetensors"
+    assert set(manifest["files"]) >= {"config.json", "model.safetensors"}
+    original = weights.read_bytes()
+    damaged = bytearray(original)
+    damaged[-100] ^= 0xFF
+    weights.write_bytes(bytes(damaged))
+    with pytest.warns(CacheRepairWarning, match=r"model.safetensors.*do not match"):
+        again = embedded_dir("smollm2-135m", tmp_path)
+    assert again == folder and weights.read_bytes() == original  # the same conversion
+    (aside,) = folder.parent.glob("smollm2-135m.corrupt-*")
+    assert (aside / "model.safetensors").read_bytes() == bytes(damaged)
