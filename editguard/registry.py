@@ -53,6 +53,11 @@ class Registry(Generic[T]):
     def is_path(self, spec: str) -> bool:
         return ":" in spec
 
+    def label(self, spec: str) -> str:
+        """The name ``spec`` goes by in ids, options and tables: the registry name, or for a
+        ``package.module:Class`` path the class's ``name``."""
+        return str(getattr(self.resolve(spec), "name")) if self.is_path(spec) else spec
+
     def resolve(self, spec: str) -> type[T]:
         """The class for a registered name or a ``package.module:Class`` path."""
         if self.is_path(spec):

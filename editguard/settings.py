@@ -2,14 +2,15 @@
 
 Editors' hyperparameters and benchmarks' options are both validated here. Every integer
 setting is a count or an index, so a negative one is refused; a field declared with
-``at_least(default, minimum)`` sets a higher floor (a step count of at least 1).
+``at_least(default, minimum)`` sets a higher floor (a step count of at least 1). A field typed
+``Literal[...]`` accepts only those values.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
 
 from editguard.suggest import did_you_mean
 
@@ -33,12 +34,16 @@ def build(cls: type[T], values: Mapping[str, Any], where: str) -> T:
             hint = did_you_mean(key, fields, " (did you mean {!r}?)")
             raise ConfigError(f"{where}: unknown key {key!r}{hint}; accepted keys: "
                               f"{', '.join(sorted(fields))}")
+    hints = get_type_hints(cls)
     converted: dict[str, Any] = {}
     for key, value in values.items():
         default = fields[key].default
         converted[key] = _coerce(value, None if default is dataclasses.MISSING else default,
                                  f"{where}: {key}")
         _check_minimum(converted[key], fields[key].metadata.get("minimum", 0), f"{where}: {key}")
+        if get_origin(hints[key]) is Literal and converted[key] not in get_args(hints[key]):
+            accepted = ", ".join(repr(c) for c in get_args(hints[key]))
+            raise ConfigError(f"{where}: {key} must be one of {accepted}, got {value!r}")
     return cls(**converted)
 
 

@@ -7,9 +7,7 @@ from importlib import resources
 from typing import Any
 
 from editguard.editors.layers import FAMILIES
-from editguard.settings import ConfigError, build
-
-__all__ = ["ConfigError", "build", "family_defaults"]
+from editguard.settings import ConfigError
 
 
 def family_defaults(method: str, family: str) -> dict[str, Any]:

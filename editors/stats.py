@@ -90,7 +90,9 @@ def layer_stats(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, laye
                         "sha256": integrity.sha256_hex(_tensor_bytes(mom2))}
                 with atomic.replacing(paths[layer]) as temp:
                     save_file({"mom2": mom2}, str(temp), metadata=meta)
-                out[layer] = _read(paths[layer], modules[layer], meta["key"], status)
+                out[layer] = LayerStats(module=modules[layer], mom2=mom2,
+                                        n_tokens=int(meta["n_tokens"]), corpus=meta["corpus"],
+                                        corpus_source=meta["corpus_source"], cache=status)
     return {layer: out[layer] for layer in layers}
 
 

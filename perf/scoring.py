@@ -17,7 +17,7 @@ import time
 import torch
 
 from editguard.backends.hf import HFBackend
-from editguard.benchmarks.base import choose
+from editguard.benchmarks.base import subset
 from editguard.benchmarks.mmlu import LETTERS, Mmlu
 from editguard.benchmarks.truthfulqa import read_offline
 from editguard.data.paths import editguard_home
@@ -47,7 +47,7 @@ def main() -> None:
     requests = [(mmlu.prompt(q, []), f" {letter}") for q in questions for letter in LETTERS]
     tqa, _ = read_offline()
     requests += [(f"Q: {q.question}\nA:", " " + c)
-                 for q in (tqa[i] for i in choose(len(tqa), args.limit, 0)) for c in q.choices]
+                 for q in subset(tqa, args.limit, 0) for c in q.choices]
     backend = HFBackend(lm.model, lm.tokenizer)
     start = time.perf_counter()
     fast = [r.logprob for r in backend.loglikelihood(requests)]

@@ -62,19 +62,27 @@ def _settings(**overrides: object) -> ValueSettings:
     (4, math.inf, 0),      # the whole loss is below the threshold at once
     (4, -1.0, 3),          # never below: v_steps - 1 updates
 ])
-def test_the_optimisation_stops_like_the_reference(tokenizer, steps, threshold, updates) -> None:
+def test_the_optimisation_stops_like_the_reference(tokenizer, monkeypatch, steps, threshold,
+                                                   updates) -> None:
     model = tiny_model("llama", len(tokenizer))
     module = arch_for(model).mlp_out_name(1)
+    taken = []
+    adam_step = torch.optim.Adam.step
+    monkeypatch.setattr(torch.optim.Adam, "step",
+                        lambda self, *a, **k: (taken.append(1), adam_step(self, *a, **k))[1])
     value = optimise_value(model, tokenizer, module, REQUEST, ["{}"],
                            _settings(steps=steps, early_stop_loss=threshold))
     assert value.steps == min(steps, 1 if threshold == math.inf else steps)
     assert (float(value.delta.norm()) == 0.0) == (updates == 0)
+    assert len(taken) == updates
 
 
-@pytest.mark.parametrize("method, algorithm", [("rome", ROME_ALGORITHM),
-                                               ("memit", MEMIT_ALGORITHM)])
-def test_provenance_names_the_algorithm(tokenizer, tmp_path, method, algorithm) -> None:
+@pytest.mark.parametrize("method, algorithm, weighting", [
+    ("rome", ROME_ALGORITHM, "equal weights"), ("memit", MEMIT_ALGORITHM, "1/2 plain prompt")])
+def test_provenance_names_the_algorithm(tokenizer, tmp_path, method, algorithm,
+                                        weighting) -> None:
     editor = create(method, TINY_METHOD_OPTIONS[method])
     editor.prepare(tiny_model("llama", len(tokenizer)), tokenizer, prepare_context(tmp_path))
     assert editor.provenance["algorithm"] == algorithm
     assert "KL(current || initial)" in str(algorithm["kl"])
+    assert weighting in str(editor.provenance["algorithm"]["key_average"])

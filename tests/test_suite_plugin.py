@@ -118,6 +118,7 @@ def test_a_collapsed_model_fails_with_model_collapsed_and_other_cases_go_on(pyte
     (["--bench-opt", "facts.limit=-1"], "--bench-opt facts: limit must be at least 0, got -1"),
     (["--bench-opt", "facts.limit=2.5"], "limit must be an integer, got 2.5"),
     (["--bench-opt", "facts.limt=5"], "unknown key 'limt' (did you mean 'limit'?)"),
+    (["--bench-opt", "mmlu.source=hf"], "source must be one of 'offline', 'hub', got 'hf'"),
     (["--method-opt", "rome.layr=5"], "--method-opt rome: unknown key 'layr'"),
     (["--method-opt", "ft.steps=0"], "--method-opt ft: steps must be at least 1, got 0"),
     (["--models", "./no/such/model"], "'./no/such/model': no such directory"),

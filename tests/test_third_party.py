@@ -98,7 +98,7 @@ class AcmeFineTune(EditorBase):
 BENCHMARK = '''
 import dataclasses
 
-from editguard.benchmarks.base import Choice, Metric, MultipleChoice, choose
+from editguard.benchmarks.base import Choice, Metric, MultipleChoice, subset
 
 CAPITALS = [("France", "Paris"), ("Germany", "Berlin"), ("Italy", "Rome"), ("Spain", "Madrid"),
             ("Japan", "Tokyo"), ("Egypt", "Cairo"), ("Peru", "Lima"), ("Norway", "Oslo")]
@@ -123,7 +123,7 @@ class Capitals(MultipleChoice):
             choices = tuple(" " + c for c in cities)
             out.append(Choice(country, f"The capital of {country} is", choices,
                               cities.index(city)))
-        return [out[i] for i in choose(len(out), self.options.limit, self.seed)]
+        return subset(out, self.options.limit, self.seed)
 '''
 
 

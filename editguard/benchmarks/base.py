@@ -8,12 +8,14 @@ import json
 import math
 import random
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from editguard.backends.base import Backend
 from editguard.edits.request import EditRequest
 from editguard.kinds import Kind
 from editguard.settings import build
+
+T = TypeVar("T")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,6 +151,11 @@ def choose(n_items: int, limit: int, seed: int) -> list[int]:
     if limit == 0 or limit >= n_items:
         return list(range(n_items))
     return sorted(random.Random(seed).sample(range(n_items), limit))
+
+
+def subset(items: Sequence[T], limit: int, seed: int) -> list[T]:
+    """The ``choose``-n subset of ``items``, in their order."""
+    return [items[i] for i in choose(len(items), limit, seed)]
 
 
 def multiple_choice(backend: Backend, contexts: Sequence[str],

@@ -13,7 +13,7 @@ import random
 from collections.abc import Sequence
 from typing import ClassVar
 
-from editguard.benchmarks.base import Choice, Metric, MultipleChoice, choose
+from editguard.benchmarks.base import Choice, Metric, MultipleChoice, subset
 from editguard.edits.wikidata import Fact, heldout_facts
 from editguard.kinds import Kind
 from editguard.settings import at_least
@@ -55,4 +55,4 @@ class Facts(MultipleChoice):
     def items(self) -> list[Choice]:
         opts: FactsSettings = self.options
         pool = fact_items(heldout_facts(self.seed), opts.n_choices, self.seed)
-        return [pool[i] for i in choose(len(pool), opts.limit, self.seed)]
+        return subset(pool, opts.limit, self.seed)

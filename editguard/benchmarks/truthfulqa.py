@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import ClassVar
+from typing import ClassVar, Literal
 
-from editguard.benchmarks.base import Choice, Metric, MultipleChoice, choose
+from editguard.benchmarks.base import Choice, Metric, MultipleChoice, subset
 from editguard.data.paths import bigbench_task_path
 from editguard.kinds import Kind
 
@@ -22,7 +22,7 @@ from editguard.kinds import Kind
 class TruthfulQASettings:
     limit: int = 100  # questions scored (0 = all); a seeded, fixed subset
     primer: bool = False
-    source: str = "offline"  # "offline" (BIG-bench truthful_qa) or "hub"
+    source: Literal["offline", "hub"] = "offline"  # BIG-bench truthful_qa, or the hub
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,4 +77,4 @@ class TruthfulQA(MultipleChoice):
         head = primer + "\n\n" if opts.primer else ""
         return [Choice(q.id, f"{head}Q: {q.question}\nA:", tuple(" " + c for c in q.choices),
                        q.answer)
-                for q in (questions[i] for i in choose(len(questions), opts.limit, self.seed))]
+                for q in subset(questions, opts.limit, self.seed)]

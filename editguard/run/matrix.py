@@ -69,9 +69,7 @@ class Matrix:
 
 
 def method_label(spec: str) -> str:
-    """The short name of a method in ids and tables: the registry name, or for a
-    ``package.module:Class`` path the class's ``name``."""
-    return editor_registry.resolve(spec).name if editor_registry.EDITORS.is_path(spec) else spec
+    return editor_registry.EDITORS.label(spec)
 
 
 def split(values: Sequence[str] | str | None) -> list[str]:
