@@ -127,6 +127,7 @@ def failure_messages(rows: Sequence[Row], limit: int = MAX_MESSAGES) -> list[str
             outcome = "FAIL" if row.status == "ok" else row.status
             text = f"{_column(row)} {outcome} [{row.model} | {row.method} | n={row.n_edits}]"
         out.append(text)
+    out = list(dict.fromkeys(out))  # one line per reason (an error fails every metric alike)
     if len(out) > limit:
         out = [*out[:limit], f"... and {len(out) - limit} more"]
     return out

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+
 import torch
 
 from editguard.editors.base import EditorBase
@@ -60,4 +63,20 @@ class Drift(FineTuneEditor):
         norm = model.get_parameter("model.norm.weight")
         with torch.no_grad():  # non-uniform, so that rankings (and scores) change
             norm.add_(torch.randn(norm.shape, generator=torch.Generator().manual_seed(0)))
+        return super()._apply(model, tokenizer, requests)
+
+
+class Crash(FineTuneEditor):
+    """FT-L whose process dies (SIGKILL, as the out-of-memory killer sends) on its second edit:
+    the run must report the crash once and keep every finished row."""
+    name = "crash"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._calls = 0
+
+    def _apply(self, model, tokenizer, requests):
+        self._calls += 1
+        if self._calls == 2:
+            os.kill(os.getpid(), signal.SIGKILL)
         return super()._apply(model, tokenizer, requests)

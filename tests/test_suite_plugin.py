@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 from pathlib import Path
 
@@ -37,6 +38,17 @@ def verdict(result: pytest.RunResult, case_id: str) -> str:
     raise AssertionError(f"{case_id} not in the output")
 
 
+def workers(result: pytest.RunResult) -> dict[str, str]:
+    """(model-method group) -> the xdist worker that ran its cases, from a ``-v -n N`` run;
+    fails if one group's cases ran on two workers."""
+    out: dict[str, str] = {}
+    for worker, case_id in re.findall(r"\[(gw\d+)\] \[ *\d+%\] (?:PASSED|FAILED) \S+\[([^\]]+)\]",
+                                      result.stdout.str()):
+        group = re.fullmatch(r"(.+)-n\d+-.+", case_id).group(1)
+        assert out.setdefault(group, worker) == worker, f"{group} ran on {out[group]} and {worker}"
+    return out
+
+
 def rows(report_dir: Path) -> dict[tuple, tuple]:
     data = json.loads((report_dir / "results.json").read_text())
     return {(r["model"], r["method"], r["n_edits"], r["benchmark"], r["metric"]):
@@ -61,12 +73,15 @@ def test_xdist_gives_the_same_results_as_one_process(pytester, tiny_dir, tmp_pat
     serial = run(pytester, *tiny_args(tiny_dir, tmp_path / "c0", tmp_path / "r0"), "-n", "0")
     assert "editguard degradation" in serial.stdout.str()
     serial.stdout.fnmatch_lines(["*tiny-llama*rome*2*"])
-    parallel = run(pytester, *tiny_args(tiny_dir, tmp_path / "c2", tmp_path / "r2"), "-n", "2")
+    parallel = run(pytester, *tiny_args(tiny_dir, tmp_path / "c2", tmp_path / "r2"), "-n", "2",
+                   "-v")
     assert "editguard degradation" in parallel.stdout.str()
     assert serial.ret == parallel.ret
     one, two = rows(tmp_path / "r0"), rows(tmp_path / "r2")
     assert len(one) == 2 * 2 * (3 + 1 + 1) and one == two
-    assert "gw1" in parallel.stdout.str() or "2 workers" in parallel.stdout.str()
+    # one worker per trajectory (xdist's own loadgroup spreads groups on pytest >= 9.2)
+    assert workers(parallel).keys() == {"tiny-llama-ft", "tiny-llama-rome"}
+    assert sorted(set(workers(parallel).values())) == ["gw0", "gw1"]
 
 
 def test_case_ids_are_readable_and_sorted(pytester, tiny_dir, tmp_path):
@@ -79,21 +94,56 @@ def test_case_ids_are_readable_and_sorted(pytester, tiny_dir, tmp_path):
 
 
 @pytest.mark.slow
-def test_a_noop_editor_fails_efficacy_and_a_damaging_one_fails_capability(pytester, tmp_path):
-    result = run(pytester, "--models", "smollm2-135m",
-                 "--methods", "tests.editors_for_tests:NoOp,tests.editors_for_tests:Damage", "--n-edits", "2",
-                 "--benchmarks", "efficacy,facts", "--bench-opt", "facts.limit=60",
-                 "--editguard-cache", str(tmp_path / "cache"), "--report-dir", str(tmp_path / "r"),
-                 "-v")
-    out = result.stdout.str()
-    assert verdict(result, "smollm2-135m-noop-n2-efficacy") == "FAILED"
-    assert verdict(result, "smollm2-135m-noop-n2-facts") == "PASSED"
-    assert verdict(result, "smollm2-135m-damage-n2-facts") == "FAILED"
-    assert "efficacy rewrite 0.000 below minimum 0.900 [smollm2-135m | noop | n=2]" in out
-    assert "facts acc dropped" in out
-    r = rows(tmp_path / "r")
+def test_a_noop_editor_fails_efficacy_and_a_damaging_one_fails_capability_with_and_without_xdist(
+        pytester, tmp_path):
+    args = ["--models", "smollm2-135m",
+            "--methods", "tests.editors_for_tests:NoOp,tests.editors_for_tests:Damage",
+            "--n-edits", "2", "--benchmarks", "efficacy,facts", "--bench-opt", "facts.limit=60",
+            "-v"]
+    serial = run(pytester, *args, "--editguard-cache", str(tmp_path / "c0"),
+                 "--report-dir", str(tmp_path / "r0"), "-n", "0")
+    parallel = run(pytester, *args, "--editguard-cache", str(tmp_path / "c2"),
+                   "--report-dir", str(tmp_path / "r2"), "-n", "2")
+    for result in (serial, parallel):
+        out = result.stdout.str()
+        assert verdict(result, "smollm2-135m-noop-n2-efficacy") == "FAILED"
+        assert verdict(result, "smollm2-135m-noop-n2-facts") == "PASSED"
+        assert verdict(result, "smollm2-135m-damage-n2-facts") == "FAILED"
+        assert "efficacy rewrite 0.000 below minimum 0.900 [smollm2-135m | noop | n=2]" in out
+        assert "facts acc dropped" in out
+    assert sorted(set(workers(parallel).values())) == ["gw0", "gw1"]
+    r = rows(tmp_path / "r0")
+    assert r == rows(tmp_path / "r2")  # the same numbers from two workers as from one process
     base, edited, passed, _ = r[("smollm2-135m", "damage", 2, "facts", "acc")]
     assert base > 0.5 and edited < base - 0.05 and passed is False
+
+
+def test_a_killed_worker_is_reported_once_and_every_finished_row_is_kept(pytester, tiny_dir,
+                                                                        tmp_path):
+    """``crash`` kills its worker on its second edit (as the out-of-memory killer would)."""
+    result = run(pytester, "--models", str(tiny_dir),
+                 "--methods", "tests.editors_for_tests:Crash,ft", "--method-opt", "crash.layer=1",
+                 "--method-opt", "ft.layer=1", "--n-edits", "1,2", "--benchmarks", "facts,mmlu",
+                 "--bench-opt", "facts.limit=10", "--bench-opt", "mmlu.limit=4",
+                 "--max-drop", "facts=100", "--max-drop", "mmlu=100",
+                 "--editguard-cache", str(tmp_path / "c"), "--report-dir", str(tmp_path / "r"),
+                 "-n", "2", "-v")
+    out = result.stdout.str()
+    assert result.ret == pytest.ExitCode.TESTS_FAILED and "INTERNALERROR" not in out
+    failed = [line.split("::")[-1] for line in result.stdout.lines if line.startswith("FAILED ")]
+    # its first n2 case kills the worker; the replacement replays the trajectory for the second,
+    # and dies again: each case is listed once, neither is run twice
+    assert sorted(failed) == ["test_capability[tiny-llama-crash-n2-facts]",
+                              "test_capability[tiny-llama-crash-n2-mmlu]"]
+    assert out.count("crashed while running") == 2
+    r = rows(tmp_path / "r")
+    assert {k[:3] for k, v in r.items() if v[3] == "ok"} == {
+        ("tiny-llama", "crash", 1), ("tiny-llama", "ft", 1), ("tiny-llama", "ft", 2)}
+    errors = {k: v for k, v in r.items() if v[3] == "error"}
+    assert set(errors) == {("tiny-llama", "crash", 2, "facts", "acc"),
+                           ("tiny-llama", "crash", 2, "mmlu", "acc")}
+    assert all(v[2] is False for v in errors.values())
+    assert "worker gw" in out and "died while running tiny-llama-crash-n2-facts" in out
 
 
 def test_a_collapsed_model_fails_with_model_collapsed_and_other_cases_go_on(pytester, tiny_dir, tmp_path):
