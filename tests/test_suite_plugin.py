@@ -32,10 +32,14 @@ def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
 
 def verdict(result: pytest.RunResult, case_id: str) -> str:
     """PASSED / FAILED of one case in a ``-v`` run."""
-    for line in result.stdout.lines:
-        if f"[{case_id}] " in line:
-            return "PASSED" if " PASSED" in line else "FAILED" if " FAILED" in line else line
-    raise AssertionError(f"{case_id} not in the output")
+    # xdist's ``-v`` also prints a line when a case starts: only the outcome lines count
+    case = re.escape(f"[{case_id}]")
+    outcome = "(PASSED|FAILED|ERROR)"
+    for line in result.stdout.lines:  # ``-n 0``: "id PASSED"; ``-n N``: "[gwI] [ p%] PASSED id"
+        found = re.search(rf"\S+{case} {outcome}\b|\b{outcome} \S+{case}", line)
+        if found:
+            return found.group(1) or found.group(2)
+    raise AssertionError(f"no outcome for {case_id} in the output")
 
 
 def workers(result: pytest.RunResult) -> dict[str, str]:
@@ -130,7 +134,9 @@ def test_a_killed_worker_is_reported_once_and_every_finished_row_is_kept(pyteste
                  "-n", "2", "-v")
     out = result.stdout.str()
     assert result.ret == pytest.ExitCode.TESTS_FAILED and "INTERNALERROR" not in out
-    failed = [line.split("::")[-1] for line in result.stdout.lines if line.startswith("FAILED ")]
+    # the summary line's message may carry a node id too: take the one after FAILED
+    failed = [line.split()[1].split("::")[-1] for line in result.stdout.lines
+              if line.startswith("FAILED ")]
     # its first n2 case kills the worker; the replacement replays the trajectory for the second,
     # and dies again: each case is listed once, neither is run twice
     assert sorted(failed) == ["test_capability[tiny-llama-crash-n2-facts]",
