@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import torch
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers import PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
 
-from editguard.editors.hparams import family_defaults
-from editguard.editors.layers import arch_for
+from editguard.editors.hparams import family_defaults, has_config_file
+from editguard.editors.layers import arch_for, check_layers, named_layers
 from editguard.edits.request import EditRequest, Neighbour
 from editguard.lm.corpus import CorpusProvider
 from editguard.settings import build
@@ -163,12 +163,20 @@ class EditorBase:
             raise RuntimeError(f"{self.name}: call prepare() on the unedited model first")
         return self._context
 
-    def resolve(self, model: PreTrainedModel) -> Any:
-        """The validated settings for ``model``'s family (built once)."""
+    def resolve(self, model: PreTrainedModel | PretrainedConfig) -> Any:
+        """The validated settings for ``model``'s family (built once), checked against the
+        model: every ``layer_field`` names a layer it has. A config alone is enough, so a run
+        checks this at start-up, before loading weights."""
         if self._cfg is None:
             family = arch_for(model).family
             values = {**family_defaults(self.name, family), **self._overrides}
-            self._cfg = build(self.settings, values, f"{self.name} config ({family})")
+            cfg: Any = build(self.settings, values, f"{self.name} config ({family})")
+            config_file = (f"editors/configs/{self.name}.toml" if has_config_file(self.name)
+                           else None)
+            for key, layers in named_layers(cfg).items():
+                check_layers(model, layers, self.name, key, config_file)
+            self._validate(cfg)
+            self._cfg = cfg
         return self._cfg
 
     def prepare(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
@@ -201,6 +209,9 @@ class EditorBase:
         return handle
 
     # subclass hooks
+    def _validate(self, cfg: Any) -> None:
+        """Checks across settings that a single field's type cannot say; raise ValueError."""
+
     def _parameter_names(self, model: PreTrainedModel) -> list[str]:
         raise NotImplementedError
 

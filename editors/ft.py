@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from editguard.editors.base import EditorBase
-from editguard.editors.layers import arch_for, check_layers
+from editguard.editors.layers import arch_for, layer_field
 from editguard.editors.values import frozen
 from editguard.edits.request import EditRequest
 from editguard.lm.device import model_device
@@ -25,7 +25,7 @@ from editguard.settings import at_least
 
 @dataclasses.dataclass(frozen=True)
 class FtSettings:
-    layer: int = 5
+    layer: int = layer_field(5)
     steps: int = at_least(25, 1)
     lr: float = 5e-4
     norm_constraint: float = 5e-3  # L-inf bound on each entry's change; 0 = unconstrained
@@ -39,9 +39,6 @@ class FineTuneEditor(EditorBase):
 
     def _parameter_names(self, model: PreTrainedModel) -> list[str]:
         return [arch_for(model).weight_name(self._cfg.layer)]
-
-    def _prepare(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> None:
-        check_layers(model, [self._cfg.layer], self.name)
 
     def _apply(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
                requests: list[EditRequest]) -> dict[str, Any]:

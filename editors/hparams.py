@@ -10,9 +10,18 @@ from editguard.editors.layers import FAMILIES
 from editguard.settings import ConfigError
 
 
+def has_config_file(method: str) -> bool:
+    """Whether editguard ships ``editors/configs/<method>.toml`` (a plugged-in editor has none)."""
+    return _config_file(method).is_file()
+
+
+def _config_file(method: str) -> Any:
+    return resources.files(__package__ or "editguard.editors") / "configs" / f"{method}.toml"
+
+
 def family_defaults(method: str, family: str) -> dict[str, Any]:
     """``[default]`` of ``editors/configs/<method>.toml`` overlaid with ``[<family>]``."""
-    path = resources.files(__package__ or "editguard.editors") / "configs" / f"{method}.toml"
+    path = _config_file(method)
     if not path.is_file():
         return {}
     table = tomllib.loads(path.read_text())

@@ -9,10 +9,10 @@ never through hard-coded attribute chains. Weight layouts differ: ``nn.Linear`` 
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
+from typing import Any, Literal
 
 import torch
-from transformers import PreTrainedModel
+from transformers import PretrainedConfig, PreTrainedModel
 
 
 class UnsupportedArchitectureError(ValueError):
@@ -60,8 +60,10 @@ ARCHITECTURES: dict[str, ArchSpec] = {
 }
 
 
-def arch_for(model: PreTrainedModel) -> ArchSpec:
-    model_type = getattr(model.config, "model_type", None)
+def arch_for(model: PreTrainedModel | PretrainedConfig) -> ArchSpec:
+    """The module paths of a model, known from the model or from its config alone."""
+    config = model if isinstance(model, PretrainedConfig) else model.config
+    model_type = getattr(config, "model_type", None)
     spec = ARCHITECTURES.get(str(model_type))
     if spec is None:
         raise UnsupportedArchitectureError(
@@ -72,17 +74,39 @@ def arch_for(model: PreTrainedModel) -> ArchSpec:
     return spec
 
 
-def n_layers(model: PreTrainedModel) -> int:
-    return int(getattr(model.config, arch_for(model).n_layers_attr))
+def n_layers(model: PreTrainedModel | PretrainedConfig) -> int:
+    config = model if isinstance(model, PretrainedConfig) else model.config
+    return int(getattr(config, arch_for(model).n_layers_attr))
 
 
-def check_layers(model: PreTrainedModel, layers: list[int], method: str) -> None:
+def layer_field(default: Any) -> Any:
+    """A settings field that names a layer index (or a tuple of them): checked against the
+    model's depth as soon as its config is known, before any weights load."""
+    return dataclasses.field(default=default, metadata={"layer_index": True})
+
+
+def named_layers(settings: Any) -> dict[str, list[int]]:
+    """The ``layer_field`` values of a settings record, each as a list."""
+    out = {}
+    for field in dataclasses.fields(settings):
+        if field.metadata.get("layer_index"):
+            value = getattr(settings, field.name)
+            out[field.name] = list(value) if isinstance(value, (list, tuple)) else [value]
+    return out
+
+
+def check_layers(model: PreTrainedModel | PretrainedConfig, layers: list[int], method: str,
+                 key: str = "layer", config_file: str | None = None) -> None:
+    """Refuse layer indices the model does not have; ``config_file`` is where the method's
+    defaults live, named in the fix."""
     total = n_layers(model)
     bad = [layer for layer in layers if not 0 <= layer < total]
     if bad:
+        shown = layers[0] if len(layers) == 1 else list(layers)
         raise ValueError(
-            f"{method}: layers {bad} do not exist in a {total}-layer model; use layers in "
-            f"0..{total - 1} (set them in the method's config)"
+            f"{method}: {key} = {shown} is outside this {total}-layer model (no layer "
+            f"{', '.join(map(str, bad))}); use layers in 0..{total - 1} "
+            f"(--method-opt {method}.{key}=...{f', or {config_file}' if config_file else ''})"
         )
 
 

@@ -19,7 +19,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from editguard.editors.base import EditorBase
 from editguard.editors.keys import at_subject, average_over_templates, template_weights
-from editguard.editors.layers import arch_for, check_layers, from_out_in
+from editguard.editors.layers import arch_for, from_out_in, layer_field
 from editguard.editors.prompts import context_templates, fill
 from editguard.editors.stats import layer_stats
 from editguard.editors.values import VALUE_OPTIMISATION, RewriteSettings, optimise_value
@@ -34,7 +34,7 @@ ALGORITHM = {"method": "MEMIT (Meng et al., 2023)", "follows": "kmeng01/memit",
 
 @dataclasses.dataclass(frozen=True)
 class MemitSettings(RewriteSettings):
-    layers: tuple[int, ...] = (3, 4, 5, 6, 7)
+    layers: tuple[int, ...] = layer_field((3, 4, 5, 6, 7))
     mom2_update_weight: float = 15000.0
 
 
@@ -48,16 +48,17 @@ class MemitEditor(EditorBase):
         self._templates: list[str] = []
         self._mom2: dict[int, torch.Tensor] = {}
 
+    def _validate(self, cfg: MemitSettings) -> None:
+        if list(cfg.layers) != sorted(set(cfg.layers)) or not cfg.layers:
+            raise ValueError(f"memit: layers {list(cfg.layers)} must be non-empty, increasing "
+                             "and without repeats (--method-opt memit.layers=[4,5,6])")
+
     def _parameter_names(self, model: PreTrainedModel) -> list[str]:
         arch = arch_for(model)
         return [arch.weight_name(layer) for layer in self._cfg.layers]
 
     def _prepare(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> None:
         cfg: MemitSettings = self._cfg
-        if list(cfg.layers) != sorted(set(cfg.layers)) or not cfg.layers:
-            raise ValueError(f"memit: layers {list(cfg.layers)} must be non-empty, increasing "
-                             "and without repeats")
-        check_layers(model, list(cfg.layers), self.name)
         self._templates = context_templates(model, tokenizer, cfg.context_templates,
                                             cfg.context_length, self.context.seed)
         stats = layer_stats(model, tokenizer, list(cfg.layers), cfg.stats(),

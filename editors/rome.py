@@ -18,7 +18,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from editguard.editors.base import EditorBase
 from editguard.editors.keys import at_subject, average_over_templates, template_weights
-from editguard.editors.layers import arch_for, check_layers, from_out_in
+from editguard.editors.layers import arch_for, from_out_in, layer_field
 from editguard.editors.prompts import context_templates, fill
 from editguard.editors.stats import layer_stats
 from editguard.editors.values import VALUE_OPTIMISATION, RewriteSettings, optimise_value
@@ -33,7 +33,7 @@ ALGORITHM = {"method": "ROME (Meng et al., 2022)", "follows": "kmeng01/rome, Eas
 
 @dataclasses.dataclass(frozen=True)
 class RomeSettings(RewriteSettings):
-    layer: int = 5
+    layer: int = layer_field(5)
     use_covariance: bool = True
 
 
@@ -52,7 +52,6 @@ class RomeEditor(EditorBase):
 
     def _prepare(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> None:
         cfg: RomeSettings = self._cfg
-        check_layers(model, [cfg.layer], self.name)
         self._templates = context_templates(model, tokenizer, cfg.context_templates,
                                             cfg.context_length, self.context.seed)
         self.provenance = {"algorithm": ALGORITHM, "context_templates": self._templates}

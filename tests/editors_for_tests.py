@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 
 import torch
 
 from editguard.editors.base import EditorBase
-from editguard.editors.ft import FineTuneEditor, FtSettings
+from editguard.editors.ft import FineTuneEditor
+
+
+@dataclasses.dataclass(frozen=True)
+class NoSettings:
+    """Editors that only break things take no settings."""
 
 
 class NoOp(EditorBase):
     """Claims to edit and changes nothing: the efficacy test must catch it."""
     name = "noop"
-    settings = FtSettings
+    settings = NoSettings
 
     def _parameter_names(self, model):
         return []
@@ -26,7 +32,7 @@ class NoOp(EditorBase):
 class Damage(EditorBase):
     """Adds seeded noise (one weight-std) to every MLP output matrix, as a harmful edit does."""
     name = "damage"
-    settings = FtSettings
+    settings = NoSettings
 
     def _parameter_names(self, model):
         return [n for n, _ in model.named_parameters() if n.endswith("mlp.down_proj.weight")]
@@ -43,7 +49,7 @@ class Damage(EditorBase):
 class NaN(EditorBase):
     """Turns an MLP matrix into NaN: the model collapses."""
     name = "nan"
-    settings = FtSettings
+    settings = NoSettings
 
     def _parameter_names(self, model):
         return ["model.layers.1.mlp.down_proj.weight"]

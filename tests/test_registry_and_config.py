@@ -48,8 +48,16 @@ def test_wrong_hyperparameter_type_is_an_error(tokenizer, tmp_path):
 
 def test_layer_outside_the_model_is_an_error(tokenizer, tmp_path):
     editor = create("ft", {"layer": 9})
-    with pytest.raises(ValueError, match=r"layers \[9\] do not exist in a 4-layer model"):
+    with pytest.raises(ValueError, match=r"ft: layer = 9 is outside this 4-layer model \(no layer 9\); "
+                                         r"use layers in 0\.\.3 \(--method-opt ft\.layer="):
         editor.prepare(tiny_model("llama", len(tokenizer)), tokenizer, prepare_context(tmp_path))
+
+
+def test_layer_range_is_checked_from_the_config_alone(tokenizer):
+    config = tiny_model("llama", len(tokenizer)).config  # what a run knows before loading weights
+    with pytest.raises(ValueError, match=r"memit: layers = \[2, 3, 4\] is outside .*no layer 4"):
+        create("memit", {"layers": [2, 3, 4]}).resolve(config)
+    assert create("memit", {"layers": [2, 3]}).resolve(config).layers == (2, 3)
 
 
 def test_unsupported_architecture_names_the_supported_ones(tokenizer):

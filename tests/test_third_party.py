@@ -49,12 +49,12 @@ import dataclasses
 import torch
 
 from editguard.editors.base import EditorBase, EditRequest
-from editguard.editors.layers import arch_for, check_layers
+from editguard.editors.layers import arch_for, layer_field
 
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    layer: int = 1
+    layer: int = layer_field(1)  # checked against the model's depth at start-up
     steps: int = 10
     lr: float = 0.05
 
@@ -65,9 +65,6 @@ class AcmeFineTune(EditorBase):
 
     def _parameter_names(self, model):
         return [arch_for(model).weight_name(self.resolve(model).layer)]
-
-    def _prepare(self, model, tokenizer):
-        check_layers(model, [self.resolve(model).layer], self.name)
 
     def _apply(self, model, tokenizer, requests: list[EditRequest]):
         cfg = self.resolve(model)
