@@ -4,18 +4,25 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import socket
 from collections.abc import Collection
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import torch
-from transformers import (AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel,
-                          PreTrainedTokenizerBase)
+from huggingface_hub import constants, snapshot_download
+from transformers import (AutoConfig, AutoModelForCausalLM, AutoTokenizer, PretrainedConfig,
+                          PreTrainedModel, PreTrainedTokenizerBase)
 
 from editguard.editors.layers import ARCHITECTURES
 from editguard.lm.device import model_device
 from editguard.models.digest import fingerprint, tensor_digest
 from editguard.models.embedded import EMBEDDED, EmbeddedModelMissing, embedded_dir
 from editguard.models.spec import DTYPES, ModelLoadError, ModelSpec, resolve_device
+
+
+PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY",
+                   "all_proxy")
 
 
 @dataclasses.dataclass
@@ -55,8 +62,67 @@ def locate(spec: ModelSpec, home: Path) -> str:
         raise ModelLoadError(f"--models {spec.source!r}: no such directory; pass an existing "
                              "directory saved by save_pretrained, a hub id such as "
                              "'HuggingFaceTB/SmolLM2-135M', or the embedded default smollm2-135m")
-    check_config(spec)
-    return spec.source
+    return _hub_source(spec)
+
+
+def _hub_source(spec: ModelSpec) -> str:
+    """A hub id as ``from_pretrained`` should read it: the id itself while the hub answers;
+    else its snapshot in the local hub cache, so that nothing waits on the network; refused at
+    once when it has neither (the hub client would retry for half a minute first)."""
+    offline = os.environ.get("HF_HUB_OFFLINE") == "1"
+    if not offline and hub_reachable():
+        check_config(spec)
+        return spec.source
+    try:
+        path = snapshot_download(spec.source, local_files_only=True)
+    except (OSError, ValueError) as err:
+        why = ("HF_HUB_OFFLINE=1 is set" if offline else
+               f"the hub, {constants.ENDPOINT}, cannot be reached from this machine")
+        raise ModelLoadError(
+            f"could not load model {spec.source!r}: it is not a local directory, {why}, and it "
+            f"is not in the local hub cache ({type(err).__name__}). Download it where the hub is "
+            f"reachable ('hf download {spec.source} --local-dir DIR'), copy DIR here and pass "
+            "--models DIR; or use the embedded default --models smollm2-135m."
+        ) from None
+    check_config(spec, path)
+    return str(path)
+
+
+def hub_reachable(timeout_s: float = 3.0) -> bool:
+    """Whether a TCP connection to the hub's endpoint opens within ``timeout_s``. Behind a
+    proxy the direct connection says nothing, so the answer is yes and the hub client decides."""
+    if any(os.environ.get(name) for name in PROXY_VARIABLES):
+        return True
+    url = urlsplit(constants.ENDPOINT)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((url.hostname or "", port), timeout=timeout_s).close()
+    except OSError:
+        return False
+    return True
+
+
+def read_config(spec: ModelSpec, home: Path) -> PretrainedConfig:
+    """The model's config, without its weights: what start-up checks need (its depth)."""
+    return AutoConfig.from_pretrained(locate(spec, home), trust_remote_code=spec.trust_remote_code)
+
+
+class RemoteCodeIgnored(UserWarning):
+    """A model's config asks for its own code, and the built-in classes ran instead."""
+
+
+def ignored_remote_code(spec: ModelSpec, config: PretrainedConfig) -> RemoteCodeIgnored | None:
+    """The notice for a model whose config names custom code (``auto_map``) that is not run
+    because ``--trust-remote-code`` is off; transformers then uses its built-in classes for
+    the model type without a word."""
+    auto_map = getattr(config, "auto_map", None)
+    if spec.trust_remote_code or not auto_map:
+        return None
+    return RemoteCodeIgnored(
+        f"model {spec.source!r} asks for its own code ({', '.join(sorted(auto_map))} in its "
+        f"config's auto_map); it was not run: transformers' built-in {config.model_type!r} "
+        "classes load the weights instead. If the custom code matters (the scores would differ), "
+        "pass --trust-remote-code after reading that code.")
 
 
 def looks_like_path(source: str) -> bool:
@@ -64,10 +130,12 @@ def looks_like_path(source: str) -> bool:
     return source.startswith(("/", ".", "~")) or source.count("/") > 1 or os.sep != "/" and os.sep in source
 
 
-def check_config(spec: ModelSpec) -> None:
-    """Read only the config (fast, offline-aware) and check the architecture is supported."""
+def check_config(spec: ModelSpec, where: str | None = None) -> None:
+    """Read only the config (from ``where``, default the source) and check the architecture is
+    supported."""
     try:
-        config = AutoConfig.from_pretrained(spec.source, trust_remote_code=spec.trust_remote_code)
+        config = AutoConfig.from_pretrained(where or spec.source,
+                                            trust_remote_code=spec.trust_remote_code)
     except (OSError, ValueError) as err:
         if Path(spec.source).is_dir():
             raise ModelLoadError(f"--models {spec.source!r}: cannot read its config.json "
