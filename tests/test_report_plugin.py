@@ -172,9 +172,12 @@ def test_b_hangs():
 """
 
 
-@pytest.mark.parametrize("xdist", [[], ["-n", "1"]])
-def test_sigterm_keeps_the_finished_rows(project: pytest.Pytester, xdist: list[str]) -> None:
-    """What a CI job timeout sends: the run stops, and the rows finished so far are written."""
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "sigint"])
+@pytest.mark.parametrize("xdist", [[], ["-n", "1"]], ids=["n0", "n1"])
+def test_a_stopped_run_keeps_the_finished_rows(project: pytest.Pytester, xdist: list[str],
+                                               stop: signal.Signals) -> None:
+    """SIGTERM is what a CI job timeout sends, SIGINT what Ctrl-C does: either way the run
+    stops, and the rows finished so far are written."""
     project.makepyfile(test_slow=SLOW_SECOND)
     args = [sys.executable, "-m", "pytest", "-p", "no:editguard", "-p", "no:cacheprovider",
             "test_slow.py", "--report-dir", "out", *xdist]
@@ -184,7 +187,7 @@ def test_sigterm_keeps_the_finished_rows(project: pytest.Pytester, xdist: list[s
         while not (project.path / "started").exists():
             assert proc.poll() is None and time.monotonic() < deadline, proc.stdout
             time.sleep(0.2)
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(stop)
         output, _ = proc.communicate(timeout=60)
     assert proc.returncode == pytest.ExitCode.INTERRUPTED, output
     assert "editguard report written to" in output, output
