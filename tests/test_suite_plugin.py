@@ -60,6 +60,13 @@ def rows(report_dir: Path) -> dict[tuple, tuple]:
             (r["baseline"], r["edited"], r["passed"], r["status"]) for r in data["results"]}
 
 
+def paired(report_dir: Path) -> dict[tuple, tuple]:
+    """Each row's delta with its paired interval and McNemar p-value."""
+    data = json.loads((report_dir / "results.json").read_text())
+    return {(r["model"], r["method"], r["n_edits"], r["benchmark"], r["metric"]):
+            (r["delta"], r["interval"], r["p_value"], r["n_items"]) for r in data["results"]}
+
+
 @pytest.fixture(scope="module")
 def tiny_dir(tmp_path_factory, tokenizer) -> Path:
     return save_tiny("llama", tokenizer, tmp_path_factory.mktemp("models") / "tiny-llama")
@@ -84,6 +91,11 @@ def test_xdist_gives_the_same_results_as_one_process(pytester, tiny_dir, tmp_pat
     assert serial.ret == parallel.ret
     one, two = rows(tmp_path / "r0"), rows(tmp_path / "r2")
     assert len(one) == 2 * 2 * (3 + 1 + 1) and one == two
+    stats = paired(tmp_path / "r0")
+    assert stats == paired(tmp_path / "r2")  # the bootstrap is seeded: identical intervals
+    facts = stats[("tiny-llama", "rome", 2, "facts", "acc")]
+    delta, (low, high), p_value, n = facts
+    assert n == 20 and low - 1e-12 <= delta <= high + 1e-12 and 0 <= p_value <= 1
     # one worker per trajectory (xdist's own loadgroup spreads groups on pytest >= 9.2)
     assert workers(parallel).keys() == {"tiny-llama-ft", "tiny-llama-rome"}
     assert sorted(set(workers(parallel).values())) == ["gw0", "gw1"]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from editguard.benchmarks.base import Benchmark
 from editguard.case import Case, Outcome
+from editguard.verdicts.paired import paired_difference
 from editguard.verdicts.row import Row
 from editguard.verdicts.thresholds import ThresholdSet
 
@@ -32,8 +34,13 @@ def judge(case: Case, bench: type[Benchmark], outcome: Outcome, thresholds: Thre
         verdicts = [t.check(base, edited, case.label, metric=metric.name) for t in limits]
         bad = [v.reason for v in verdicts if not v.passed]
         failures += bad
+        paired = paired_difference(outcome.baseline, outcome.edited, metric.name)
+        finite = paired.n > 0 and math.isfinite(paired.low) and math.isfinite(paired.high)
         rows.append(Row(**common, baseline=base, edited=edited, threshold=described,
                         passed=(not bad) if verdicts else None, message="; ".join(bad),
                         stderr=outcome.edited.stderr(metric.name),
-                        n_items=len(outcome.edited.defined(metric.name))))
+                        n_items=len(outcome.edited.defined(metric.name)),
+                        interval=(paired.low, paired.high) if finite else None,
+                        confidence=paired.confidence if finite else None,
+                        p_value=paired.p_value))
     return rows, failures

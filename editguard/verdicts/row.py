@@ -30,6 +30,10 @@ class Row:
     stderr: float | None = None  # standard error of the edited score
     n_items: int = 0
     provenance: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # paired statistics of edited - baseline over the items both scored (verdicts.paired)
+    interval: tuple[float, float] | None = None  # bootstrap interval of the delta
+    confidence: float | None = None  # of ``interval``
+    p_value: float | None = None  # exact McNemar, for 0/1 metrics
 
     @property
     def delta(self) -> float | None:
@@ -41,13 +45,18 @@ class Row:
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
         out["delta"] = self.delta
-        for key in ("baseline", "edited", "delta", "stderr"):
+        for key in ("baseline", "edited", "delta", "stderr", "p_value"):
             value = out[key]
             if isinstance(value, float) and not math.isfinite(value):
                 out[key] = None  # JSON has no NaN; a collapsed model is told by ``status``
+        if self.interval is not None:
+            out["interval"] = list(self.interval)
         return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Row":
         fields = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in fields})
+        values = {k: v for k, v in data.items() if k in fields}
+        if values.get("interval") is not None:
+            values["interval"] = tuple(values["interval"])
+        return cls(**values)
