@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import torch
 from transformers import PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
 
-from editguard.editors.hparams import family_defaults, has_config_file
+from editguard.editors.hparams import family_defaults, shipped_config
 from editguard.editors.layers import arch_for, check_layers, named_layers
 from editguard.edits.request import EditRequest, Neighbour
 from editguard.lm.corpus import CorpusProvider
@@ -171,10 +171,8 @@ class EditorBase:
             family = arch_for(model).family
             values = {**family_defaults(self.name, family), **self._overrides}
             cfg: Any = build(self.settings, values, f"{self.name} config ({family})")
-            config_file = (f"editors/configs/{self.name}.toml" if has_config_file(self.name)
-                           else None)
             for key, layers in named_layers(cfg).items():
-                check_layers(model, layers, self.name, key, config_file)
+                check_layers(model, layers, self.name, key, shipped_config(self.name))
             self._validate(cfg)
             self._cfg = cfg
         return self._cfg

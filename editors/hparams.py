@@ -10,9 +10,10 @@ from editguard.editors.layers import FAMILIES
 from editguard.settings import ConfigError
 
 
-def has_config_file(method: str) -> bool:
-    """Whether editguard ships ``editors/configs/<method>.toml`` (a plugged-in editor has none)."""
-    return _config_file(method).is_file()
+def shipped_config(method: str) -> str | None:
+    """``editors/configs/<method>.toml`` as a user finds it in the project, if editguard ships
+    one for the method (a plugged-in editor has none)."""
+    return f"editors/configs/{method}.toml" if _config_file(method).is_file() else None
 
 
 def _config_file(method: str) -> Any:

@@ -60,10 +60,13 @@ ARCHITECTURES: dict[str, ArchSpec] = {
 }
 
 
+def _config_of(model: PreTrainedModel | PretrainedConfig) -> PretrainedConfig:
+    return model if isinstance(model, PretrainedConfig) else model.config
+
+
 def arch_for(model: PreTrainedModel | PretrainedConfig) -> ArchSpec:
     """The module paths of a model, known from the model or from its config alone."""
-    config = model if isinstance(model, PretrainedConfig) else model.config
-    model_type = getattr(config, "model_type", None)
+    model_type = getattr(_config_of(model), "model_type", None)
     spec = ARCHITECTURES.get(str(model_type))
     if spec is None:
         raise UnsupportedArchitectureError(
@@ -75,8 +78,7 @@ def arch_for(model: PreTrainedModel | PretrainedConfig) -> ArchSpec:
 
 
 def n_layers(model: PreTrainedModel | PretrainedConfig) -> int:
-    config = model if isinstance(model, PretrainedConfig) else model.config
-    return int(getattr(config, arch_for(model).n_layers_attr))
+    return int(getattr(_config_of(model), arch_for(model).n_layers_attr))
 
 
 def layer_field(default: Any) -> Any:

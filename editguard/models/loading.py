@@ -50,11 +50,21 @@ class LoadedModel:
 
 def locate(spec: ModelSpec, home: Path) -> str:
     """Where to read the weights from; checks hub ids without downloading the weights."""
+    return _found(spec, home)[0]
+
+
+def read_config(spec: ModelSpec, home: Path) -> PretrainedConfig:
+    """The model's config, without its weights: what start-up checks need (its depth)."""
+    return _found(spec, home)[1]
+
+
+def _found(spec: ModelSpec, home: Path) -> tuple[str, PretrainedConfig]:
+    """Where the model is, and its config (read once, its architecture checked)."""
     if spec.source in EMBEDDED:
-        return str(embedded_dir(spec.source, home))
+        path = str(embedded_dir(spec.source, home))
+        return path, check_config(spec, path)
     if Path(spec.source).is_dir():
-        check_config(spec)
-        return spec.source
+        return spec.source, check_config(spec)
     if Path(spec.source).exists():
         raise ModelLoadError(f"--models {spec.source!r} is a file; pass the directory that holds "
                              "config.json and the weights")
@@ -65,14 +75,13 @@ def locate(spec: ModelSpec, home: Path) -> str:
     return _hub_source(spec)
 
 
-def _hub_source(spec: ModelSpec) -> str:
+def _hub_source(spec: ModelSpec) -> tuple[str, PretrainedConfig]:
     """A hub id as ``from_pretrained`` should read it: the id itself while the hub answers;
     else its snapshot in the local hub cache, so that nothing waits on the network; refused at
     once when it has neither (the hub client would retry for half a minute first)."""
     offline = os.environ.get("HF_HUB_OFFLINE") == "1"
     if not offline and hub_reachable():
-        check_config(spec)
-        return spec.source
+        return spec.source, check_config(spec)
     try:
         path = snapshot_download(spec.source, local_files_only=True)
     except (OSError, ValueError) as err:
@@ -84,8 +93,7 @@ def _hub_source(spec: ModelSpec) -> str:
             f"reachable ('hf download {spec.source} --local-dir DIR'), copy DIR here and pass "
             "--models DIR; or use the embedded default --models smollm2-135m."
         ) from None
-    check_config(spec, path)
-    return str(path)
+    return str(path), check_config(spec, path)
 
 
 def hub_reachable(timeout_s: float = 3.0) -> bool:
@@ -100,11 +108,6 @@ def hub_reachable(timeout_s: float = 3.0) -> bool:
     except OSError:
         return False
     return True
-
-
-def read_config(spec: ModelSpec, home: Path) -> PretrainedConfig:
-    """The model's config, without its weights: what start-up checks need (its depth)."""
-    return AutoConfig.from_pretrained(locate(spec, home), trust_remote_code=spec.trust_remote_code)
 
 
 class RemoteCodeIgnored(UserWarning):
@@ -130,9 +133,9 @@ def looks_like_path(source: str) -> bool:
     return source.startswith(("/", ".", "~")) or source.count("/") > 1 or os.sep != "/" and os.sep in source
 
 
-def check_config(spec: ModelSpec, where: str | None = None) -> None:
-    """Read only the config (from ``where``, default the source) and check the architecture is
-    supported."""
+def check_config(spec: ModelSpec, where: str | None = None) -> PretrainedConfig:
+    """Read only the config (from ``where``, default the source), check the architecture is
+    supported, and return it."""
     try:
         config = AutoConfig.from_pretrained(where or spec.source,
                                             trust_remote_code=spec.trust_remote_code)
@@ -153,6 +156,7 @@ def check_config(spec: ModelSpec, where: str | None = None) -> None:
             f"model {spec.source!r} has architecture {config.model_type!r}, which the editors do "
             f"not support; supported: {', '.join(sorted(ARCHITECTURES))}"
         )
+    return config
 
 
 def load(spec: ModelSpec, home: Path) -> LoadedModel:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from editguard.benchmarks.base import Benchmark
@@ -35,12 +34,11 @@ def judge(case: Case, bench: type[Benchmark], outcome: Outcome, thresholds: Thre
         bad = [v.reason for v in verdicts if not v.passed]
         failures += bad
         paired = paired_difference(outcome.baseline, outcome.edited, metric.name)
-        finite = paired.n > 0 and math.isfinite(paired.low) and math.isfinite(paired.high)
         rows.append(Row(**common, baseline=base, edited=edited, threshold=described,
                         passed=(not bad) if verdicts else None, message="; ".join(bad),
                         stderr=outcome.edited.stderr(metric.name),
                         n_items=len(outcome.edited.defined(metric.name)),
-                        interval=(paired.low, paired.high) if finite else None,
-                        confidence=paired.confidence if finite else None,
+                        interval=paired.interval,
+                        confidence=paired.confidence if paired.n else None,
                         p_value=paired.p_value))
     return rows, failures

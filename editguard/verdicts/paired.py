@@ -32,6 +32,11 @@ class PairedDifference:
     p_value: float | None  # exact McNemar for 0/1 scores; None for graded ones
     discordant: tuple[int, int] | None  # (right before and wrong after, wrong before and right after)
 
+    @property
+    def interval(self) -> tuple[float, float] | None:
+        """(low, high), or None when no item was scored by both."""
+        return None if self.n == 0 else (self.low, self.high)
+
 
 def paired_difference(baseline: BenchmarkResult, edited: BenchmarkResult, metric: str,
                       confidence: float = CONFIDENCE, resamples: int = RESAMPLES,
@@ -39,17 +44,13 @@ def paired_difference(baseline: BenchmarkResult, edited: BenchmarkResult, metric
     """The paired difference of ``metric`` over the items both results scored."""
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be between 0 and 1 (exclusive), got {confidence}")
-    index = {item: i for i, item in enumerate(baseline.item_ids)}
-    before: list[float] = []
-    after: list[float] = []
-    for j, item in enumerate(edited.item_ids):
-        i = index.get(item)
-        if i is None:
-            continue
-        b, a = baseline.scores[metric][i], edited.scores[metric][j]
-        if math.isfinite(b) and math.isfinite(a):
-            before.append(b)
-            after.append(a)
+    scored = set(baseline.item_ids)
+    common = [item for item in edited.item_ids if item in scored]
+    pairs = [(b, a) for b, a in zip(baseline.subset(common).scores[metric],
+                                    edited.subset(common).scores[metric])
+             if math.isfinite(b) and math.isfinite(a)]
+    before = [b for b, _ in pairs]
+    after = [a for _, a in pairs]
     n = len(before)
     if n == 0:
         return PairedDifference(0, math.nan, math.nan, math.nan, confidence, None, None)
