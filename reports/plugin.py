@@ -37,9 +37,13 @@ class RowCollector:
     def rows(self) -> list[Row]:
         return [row for rows in self._by_node.values() for row in rows]
 
+    @pytest.hookimpl(tryfirst=True)  # before --junitxml reads the properties
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         rows: list[Row] = []
-        for name, value in report.user_properties:
+        properties = report.user_properties
+        # the rows travel whole (with provenance); what JUnit XML gets is their numbers, flat
+        report.user_properties = [(n, v) for n, v in properties if n != USER_PROPERTY]
+        for name, value in properties:
             if name != USER_PROPERTY:
                 continue
             try:
@@ -53,10 +57,38 @@ class RowCollector:
                 )
         if rows:
             self._by_node[report.nodeid] = rows
+            report.user_properties += junit_properties(rows)
+
+
+def junit_properties(rows: list[Row]) -> list[tuple[str, str]]:
+    """``editguard.<benchmark>.<metric>.<field>`` = value for each row: what a CI system reads
+    from ``--junitxml`` (scores in score units, changes and intervals in points)."""
+    out: list[tuple[str, str]] = []
+    for row in rows:
+        prefix = f"editguard.{row.benchmark}.{row.metric}"
+        verdict = ("none" if row.passed is None else "pass" if row.passed else "fail") \
+            if row.status == "ok" else row.status
+        values: dict[str, object] = {
+            "case": f"{row.model} | {row.method} | n={row.n_edits}", "baseline": row.baseline,
+            "edited": row.edited,
+            "delta_pt": None if row.delta is None else round(100.0 * row.delta, 4),
+            "interval_pt": None if row.interval is None else
+            ",".join(f"{100.0 * b:.4f}" for b in row.interval),
+            "p_value": row.p_value, "n_items": row.n_items, "threshold": row.threshold,
+            "mode": row.mode, "verdict": verdict}
+        out += [(f"{prefix}.{name}", str(value)) for name, value in values.items()
+                if value is not None]
+    return out
 
 
 _COLLECTOR = pytest.StashKey[RowCollector]()
 _PREVIOUS_SIGTERM = pytest.StashKey[Any]()
+
+
+def collected_rows(config: pytest.Config) -> list[Row] | None:
+    """Every row the run's tests shipped so far, on the controller; None on an xdist worker."""
+    collector = config.stash.get(_COLLECTOR, None)
+    return None if collector is None else collector.rows
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:

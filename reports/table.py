@@ -9,13 +9,16 @@ import pandas as pd
 from tabulate import tabulate
 
 from editguard import kinds
+from editguard.verdicts import chance, power
 from editguard.verdicts.row import Row
 
 COLUMNS = (
     "model", "method", "n_edits", "benchmark", "metric", "kind", "baseline", "edited", "delta",
-    "delta_pt", "threshold", "passed", "status", "stderr", "n_items", "message",
+    "delta_pt", "low_pt", "high_pt", "confidence", "p_value", "threshold", "mode", "passed",
+    "status", "stderr", "n_items", "message",
 )  # fmt: skip
-FLOAT_COLUMNS = ("baseline", "edited", "delta", "delta_pt", "stderr")
+FLOAT_COLUMNS = ("baseline", "edited", "delta", "delta_pt", "low_pt", "high_pt", "confidence",
+                 "p_value", "stderr")
 MAX_MESSAGES = 20
 BASELINE_METHOD = "baseline"
 
@@ -55,8 +58,12 @@ def frame(rows: Sequence[Row]) -> pd.DataFrame:
     """The long form: one line per (model, method, n_edits, benchmark, metric)."""
     records = []
     for row in ordered(rows):
-        record = {name: getattr(row, name) for name in COLUMNS if name not in ("delta_pt",)}
+        derived = ("delta_pt", "low_pt", "high_pt")
+        record = {name: getattr(row, name) for name in COLUMNS if name not in derived}
         record["delta_pt"] = None if row.delta is None else 100.0 * row.delta
+        low, high = row.interval or (None, None)
+        record["low_pt"] = None if low is None else 100.0 * low
+        record["high_pt"] = None if high is None else 100.0 * high
         records.append(record)
     out = pd.DataFrame.from_records(records, columns=list(COLUMNS))
     return out.astype({name: "float64" for name in FLOAT_COLUMNS})
@@ -66,15 +73,36 @@ def _score(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
-def _cell(row: Row) -> str:
+def _change(row: Row) -> str | None:
+    """``(-3.1 [-5.2,-1.0])``: the delta and its interval, in points."""
+    if row.delta is None or not math.isfinite(row.delta):
+        return None
+    change = f"{100.0 * row.delta:+.1f}"
+    if row.interval is None:
+        return f"({change})"
+    low, high = (f"{100.0 * bound:+.1f}" for bound in row.interval)
+    if low == high == change:  # every resample agrees (e.g. no item changed): no interval
+        return f"({change})"
+    return f"({change} [{low},{high}])"
+
+
+def _cell(row: Row, tag_modes: bool) -> str:
     if row.status != "ok":
         return row.status
     parts = [_score(row.edited)]
-    if row.delta is not None and math.isfinite(row.delta):
-        parts.append(f"({100.0 * row.delta:+.1f})")
+    change = _change(row)
+    if change:
+        parts.append(change)
     if row.passed is not None:
-        parts.append("PASS" if row.passed else "FAIL")
+        verdict = "PASS" if row.passed else "FAIL"
+        parts.append(f"{verdict}({row.mode})" if tag_modes and row.mode else verdict)
     return " ".join(parts)
+
+
+def modes(rows: Sequence[Row]) -> list[str]:
+    """The verdict modes that decided some row, in table order."""
+    return list(dict.fromkeys(row.mode for row in ordered(rows) if row.mode and
+                              row.passed is not None))
 
 
 def _grid(rows: Sequence[Row]) -> tuple[list[str], list[list[str]]]:
@@ -82,9 +110,10 @@ def _grid(rows: Sequence[Row]) -> tuple[list[str], list[list[str]]]:
     index = {name: i for i, name in enumerate(names)}
     lines: dict[Case, list[str]] = {}
     baselines: dict[str, list[str]] = {}
+    tag_modes = len(modes(rows)) > 1  # one mode for all: the legend under the table says it
     for row in ordered(rows):
         cells = lines.setdefault(_case(row), [""] * len(names))
-        cells[index[_column(row)]] = _cell(row)
+        cells[index[_column(row)]] = _cell(row, tag_modes)
         base = baselines.setdefault(row.model, [""] * len(names))
         if row.baseline is not None and not base[index[_column(row)]]:
             base[index[_column(row)]] = _score(row.baseline)
@@ -133,17 +162,58 @@ def failure_messages(rows: Sequence[Row], limit: int = MAX_MESSAGES) -> list[str
     return out
 
 
+_MODE_MEANING = {
+    "point": "the point change against its limit",
+    "ci": "fails only when the interval shows damage past its limit",
+    "noninferiority": "passes only when the interval shows no damage past its limit",
+}
+
+
+def legend(rows: Sequence[Row]) -> str | None:
+    """What the cells' numbers and verdicts mean: the interval and the deciding modes."""
+    found = modes(rows)
+    confidence = next((row.confidence for row in rows if row.confidence), None)
+    parts = []
+    if confidence is not None:
+        parts.append(f"(change [interval]) in points, the {100 * confidence:g}% paired "
+                     "bootstrap interval of edited - baseline")
+    if len(found) == 1:
+        parts.append(f"verdicts in {found[0]} mode ({_MODE_MEANING.get(found[0], found[0])})")
+    elif found:
+        parts.append("verdicts tagged with the mode that decided them: " + "; ".join(
+            f"{mode} = {_MODE_MEANING.get(mode, mode)}" for mode in found))
+    return "; ".join(parts) or None
+
+
+def notes(rows: Sequence[Row]) -> list[str]:
+    """The lines under the table: legend, chance failures, items needed."""
+    out = []
+    meaning = legend(rows)
+    if meaning:
+        out.append(meaning)
+    expected = chance.by_chance(ordered(rows))
+    if expected is not None:
+        out.append(expected.describe())
+    confidence = next((row.confidence for row in rows if row.confidence), 0.95)
+    needed = power.advice(ordered(rows), confidence)
+    if needed:
+        out.append(power.describe(needed, confidence))
+    return out
+
+
 def render_text(rows: Sequence[Row]) -> str:
-    """The terminal table, its summary line and the failure messages."""
+    """The terminal table, its summary line, the notes and the failure messages."""
     if not rows:
         return "no editguard rows were recorded\n" + summary(rows)
-    return "\n".join([_table(rows, "simple"), "", summary(rows), *failure_messages(rows)])
+    return "\n".join([_table(rows, "simple"), "", summary(rows), *notes(rows),
+                      *failure_messages(rows)])
 
 
 def render_markdown(rows: Sequence[Row]) -> str:
-    """The table as GitHub markdown with a title and the summary line."""
+    """The table as GitHub markdown with a title, the summary line and the notes."""
     table = _table(rows, "github") if rows else "_No editguard rows were recorded._"
-    return f"# editguard degradation\n\n{table}\n\n{summary(rows)}\n"
+    below = "".join(f"\n{line}\n" for line in notes(rows)) if rows else ""
+    return f"# editguard degradation\n\n{table}\n\n{summary(rows)}\n{below}"
 
 
 def render_csv(rows: Sequence[Row]) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -83,3 +84,30 @@ def test_the_interval_brackets_the_mean_and_the_p_value_is_a_probability(pairs):
     assert found.low - 1e-12 <= found.mean <= found.high + 1e-12
     assert -1.0 <= found.low and found.high <= 1.0
     assert found.p_value is not None and 0.0 <= found.p_value <= 1.0
+
+
+def test_the_interval_covers_a_known_difference_at_its_stated_rate():
+    # 300 seeded simulations of 100 paired 0/1 items whose true mean difference is -0.10
+    # (15% of items lost, 5% gained): a 90% interval should cover -0.10 about 90% of the time
+    rng = np.random.default_rng(1)
+    covered = 0
+    runs = 300
+    for _ in range(runs):
+        before = rng.random(100) < 0.6
+        change = rng.random(100)
+        after = before.copy()
+        after[before & (change < 0.25)] = False  # lose 25% of the 60% right: 15 points
+        after[~before & (change < 0.125)] = True  # gain 12.5% of the 40% wrong: 5 points
+        found = paired_difference(result(before.astype(float).tolist()),
+                                  result(after.astype(float).tolist()), "acc",
+                                  confidence=0.9, resamples=999, seed=0)
+        covered += found.low <= -0.10 <= found.high
+    # binomial sd of the rate at 300 runs is 1.7 points: allow about 3 sd either way
+    assert 0.85 <= covered / runs <= 0.95
+
+
+def test_the_standard_error_is_the_bootstrap_spread():
+    diff_scores = [1.0] * 30 + [0.0] * 70
+    found = paired_difference(result([0.0] * 100), result(diff_scores), "acc")
+    # sd of the mean of 100 Bernoulli(0.3) draws: sqrt(0.3 * 0.7 / 100) = 0.0458
+    assert found.se == pytest.approx(math.sqrt(0.21 / 100), rel=0.1)

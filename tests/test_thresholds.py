@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from editguard.verdicts.thresholds import Threshold, ThresholdError, ThresholdSet, Verdict
+from editguard.verdicts.thresholds import (Evidence, Threshold, ThresholdError, ThresholdSet,
+                                           Verdict)
 
 CASE = "smollm2-135m | memit | n=100"
 KNOWN = {"mmlu": ["acc", "acc_norm"], "truthfulqa": ["mc1", "mc2"], "efficacy": ["rewrite"]}
@@ -41,6 +42,7 @@ def test_file_is_parsed(tmp_path: Path) -> None:
     assert got.to_dict() == {
         "max_drop": {"mmlu.acc": 5.0, "truthfulqa": 5.0},
         "min": {"efficacy.rewrite": 0.9},
+        "verdict": {"mode": "point", "confidence": 0.95},
     }
 
 
@@ -55,6 +57,7 @@ def test_cli_strings_are_parsed_and_may_be_comma_separated() -> None:
     assert got.to_dict() == {
         "max_drop": {"mmlu.acc": 2.0, "facts": 3.0, "truthfulqa.mc2": 1.5},
         "min": {"efficacy": 1.0},
+        "verdict": {"mode": "point", "confidence": 0.95},
     }
 
 
@@ -65,6 +68,7 @@ def test_cli_replaces_file_entry_of_same_key_and_kind_only(tmp_path: Path) -> No
     assert got.to_dict() == {
         "max_drop": {"mmlu.acc": 1.0, "truthfulqa": 5.0},  # the last CLI value wins
         "min": {"efficacy.rewrite": 0.9, "mmlu": 0.5},  # a different kind is added, not replaced
+        "verdict": {"mode": "point", "confidence": 0.95},
     }
 
 
@@ -152,10 +156,10 @@ def test_threshold_validates_its_own_fields() -> None:
 
 
 def test_lookup_explicit_and_bare_keys() -> None:
-    explicit = Threshold("mmlu", "acc", "max_drop", 2.0)
-    bare_drop = Threshold("mmlu", None, "max_drop", 5.0)
-    bare_min = Threshold("mmlu", None, "min", 0.3)
-    other = Threshold("mmlu", "acc_norm", "max_drop", 1.0)
+    explicit = Threshold("mmlu", "acc", "max_drop", 2.0, "point")
+    bare_drop = Threshold("mmlu", None, "max_drop", 5.0, "point")
+    bare_min = Threshold("mmlu", None, "min", 0.3, "point")
+    other = Threshold("mmlu", "acc_norm", "max_drop", 1.0, "point")
     thresholds = ThresholdSet((bare_drop, explicit, bare_min, other))
     # The explicit max_drop beats the bare one of the same kind; the bare min still applies.
     assert thresholds.lookup("mmlu", "acc", primary=True) == [explicit, bare_min]
@@ -199,10 +203,10 @@ def test_describe() -> None:
 def test_check_max_drop_reasons() -> None:
     limit = Threshold("mmlu", "acc", "max_drop", 2.0)
     assert limit.check(0.652, 0.621, CASE) == Verdict(
-        False, f"mmlu acc dropped 3.1 pt (0.652 -> 0.621), limit 2.0 pt [{CASE}]"
+        False, f"mmlu acc dropped 3.1 pt (0.652 -> 0.621), limit 2.0 pt, point mode [{CASE}]"
     )
     assert limit.check(0.652, 0.642, CASE) == Verdict(
-        True, f"mmlu acc changed -1.0 pt (0.652 -> 0.642), limit 2.0 pt [{CASE}]"
+        True, f"mmlu acc changed -1.0 pt (0.652 -> 0.642), limit 2.0 pt, point mode [{CASE}]"
     )
     assert limit.check(0.5, 0.6, "c").reason.startswith("mmlu acc changed +10.0 pt")
 
@@ -220,10 +224,10 @@ def test_check_max_drop_boundary() -> None:
 def test_check_min_reasons_and_boundary() -> None:
     limit = Threshold("efficacy", "rewrite", "min", 0.9)
     assert limit.check(None, 0.85, "c") == Verdict(
-        False, "efficacy rewrite 0.850 below minimum 0.900 [c]"
+        False, "efficacy rewrite 0.850 below minimum 0.900, point mode [c]"
     )
     assert limit.check(None, 0.95, "c") == Verdict(
-        True, "efficacy rewrite 0.950 >= minimum 0.900 [c]"
+        True, "efficacy rewrite 0.950 >= minimum 0.900, point mode [c]"
     )
     assert limit.check(None, 0.9, "c").passed
     assert limit.check(0.1, 9 / 10, "c").passed
@@ -265,3 +269,100 @@ def test_min_agrees_with_the_formula(edited: float, limit: float) -> None:
     verdict = Threshold("efficacy", "rewrite", "min", limit).check(None, edited, "c")
     if not math.isclose(edited, limit, abs_tol=1e-8):
         assert verdict.passed == (edited >= limit)
+
+
+MODE_FILE = """
+[verdict]
+mode = "ci"
+confidence = 0.9
+[thresholds.max_drop]
+"mmlu.acc" = { limit = 5.0, mode = "noninferiority" }
+facts = 3.0
+[thresholds.min]
+"efficacy.rewrite" = 0.9
+"""
+
+
+def test_modes_come_from_the_threshold_then_the_file_then_the_default(tmp_path: Path) -> None:
+    got = ThresholdSet.from_sources(write(tmp_path, MODE_FILE))
+    assert (got.mode, got.confidence) == ("ci", 0.9)
+    assert [t.mode for t in got.lookup("mmlu", "acc", True)] == ["noninferiority"]
+    assert [t.mode for t in got.lookup("facts", "acc", True)] == ["ci"]
+    # a --max-drop of a key keeps the file's mode of that key
+    cli = ThresholdSet.from_sources(write(tmp_path, MODE_FILE), max_drop=["mmlu.acc=2"])
+    assert [(t.limit, t.mode) for t in cli.lookup("mmlu", "acc", True)] == [
+        (2.0, "noninferiority")]
+    # --verdict-mode and --confidence override every mode and the confidence of the file
+    forced = ThresholdSet.from_sources(write(tmp_path, MODE_FILE), mode="point", confidence=0.99)
+    assert {t.mode for t in forced.lookup("mmlu", "acc", True)} == {"point"}
+    assert forced.confidence == 0.99
+    assert forced.to_dict()["max_drop"]["mmlu.acc"] == 5.0
+    assert got.to_dict()["max_drop"]["mmlu.acc"] == {"limit": 5.0, "mode": "noninferiority"}
+    assert ThresholdSet.from_sources(None).mode == "point"
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ('[verdict]\nmode = "strict"\n', ["verdict mode 'strict' is unknown",
+                                       "point, ci, noninferiority"]),
+    ('[verdict]\nmode = "cis"\n', ["did you mean 'ci'"]),
+    ('[verdict]\nconfidence = 95\n', ["confidence 95", "[0.5, 1)"]),
+    ('[verdict]\nlevel = 1\n', ["unknown key(s) ['level'] in [verdict]"]),
+    ('[thresholds.max_drop]\n"mmlu.acc" = { limit = 5.0, mode = "exact" }\n',
+     ["'mmlu.acc'", "verdict mode 'exact' is unknown"]),
+    ('[thresholds.max_drop]\n"mmlu.acc" = { limit = 5.0, how = "ci" }\n',
+     ["unknown key(s) ['how']", "limit and mode"]),
+    ('[thresholds.max_drop]\n"mmlu.acc" = { limit = 500 }\n', ["500 is out of range"]),
+])
+def test_bad_verdict_settings_are_refused(tmp_path: Path, text: str, expected: list[str]) -> None:
+    with pytest.raises(ThresholdError) as caught:
+        ThresholdSet.from_sources(write(tmp_path, text))
+    for fragment in expected:
+        assert fragment in str(caught.value)
+
+
+def test_bad_cli_mode_and_confidence_are_refused() -> None:
+    with pytest.raises(ThresholdError, match="--verdict-mode: verdict mode 'pt' is unknown"):
+        ThresholdSet.from_sources(None, mode="pt")
+    with pytest.raises(ThresholdError, match=r"--confidence: confidence 1.5 .*\[0.5, 1\)"):
+        ThresholdSet.from_sources(None, confidence=1.5)
+
+
+def _modes(kind: str, limit: float, baseline: float | None, edited: float,
+           bounds: tuple[float, float]) -> dict[str, bool]:
+    evidence = Evidence(200, 0.95, delta=bounds if kind == "max_drop" else None,
+                        edited=bounds if kind == "min" else None)
+    return {mode: Threshold("mmlu", "acc", kind, limit, mode).check(  # type: ignore[arg-type]
+                baseline, edited, "c", evidence=evidence).passed
+            for mode in ("point", "ci", "noninferiority")}
+
+
+def test_the_three_modes_disagree_where_they_should() -> None:
+    # drop 6 pt, interval of the change -10..-2 pt, limit 5: the point is past the limit, the
+    # interval straddles it: point fails, ci passes (damage not shown), noninferiority fails
+    assert _modes("max_drop", 5.0, 0.50, 0.44, (-0.10, -0.02)) == {
+        "point": False, "ci": True, "noninferiority": False}
+    # drop 3 pt, interval -7..+1: point passes, ci passes, noninferiority fails
+    assert _modes("max_drop", 5.0, 0.50, 0.47, (-0.07, 0.01)) == {
+        "point": True, "ci": True, "noninferiority": False}
+    # drop 9 pt, interval -12..-6: all fail; drop 1 pt, interval -3..+1: all pass
+    assert set(_modes("max_drop", 5.0, 0.50, 0.41, (-0.12, -0.06)).values()) == {False}
+    assert set(_modes("max_drop", 5.0, 0.50, 0.49, (-0.03, 0.01)).values()) == {True}
+    # a minimum of 0.9 on a score of 0.88 with interval 0.84..0.93
+    assert _modes("min", 0.9, None, 0.88, (0.84, 0.93)) == {
+        "point": False, "ci": True, "noninferiority": False}
+    assert _modes("min", 0.9, None, 0.95, (0.89, 0.99)) == {
+        "point": True, "ci": True, "noninferiority": False}
+
+
+def test_interval_verdict_messages_carry_the_numbers() -> None:
+    evidence = Evidence(200, 0.95, delta=(-0.10, -0.02))
+    verdict = Threshold("mmlu", "acc", "max_drop", 5.0, "noninferiority").check(
+        0.50, 0.44, CASE, evidence=evidence)
+    assert verdict == Verdict(False, (
+        "mmlu acc dropped 6.0 pt (0.500 -> 0.440; 95% interval of the change -10.0 to -2.0 pt, "
+        "n=200), limit 5.0 pt, failed: the interval reaches past the limit, noninferiority mode "
+        f"[{CASE}]"), "noninferiority")
+    ci = Threshold("mmlu", "acc", "max_drop", 5.0, "ci").check(0.50, 0.44, CASE, evidence=evidence)
+    assert ci.passed and "damage past the limit is not shown, ci mode" in ci.reason
+    with pytest.raises(ThresholdError, match="ci verdict on mmlu acc .* needs a confidence"):
+        Threshold("mmlu", "acc", "max_drop", 5.0, "ci").check(0.5, 0.4, "c")

@@ -125,7 +125,8 @@ def build(*, models: Sequence[str], methods: Sequence[str], n_edits: Sequence[st
           benchmarks: Sequence[str], batch_size: int, edits: str, seed: int,
           bench_opts: Sequence[str], method_opts: Sequence[str], dtype: str, device: str,
           trust_remote_code: bool, cache_dir: Path, thresholds_file: Path | None,
-          max_drop: Sequence[str], min_score: Sequence[str], backend: str = "hf") -> Matrix:
+          max_drop: Sequence[str], min_score: Sequence[str], backend: str = "hf",
+          verdict_mode: str | None = None, confidence: float | None = None) -> Matrix:
     """Validate everything a run needs that can be checked without loading a model."""
     if not models or not methods or not benchmarks:
         raise MatrixError("--models, --methods and --benchmarks each need at least one value")
@@ -153,7 +154,8 @@ def build(*, models: Sequence[str], methods: Sequence[str], n_edits: Sequence[st
     if len({m.label for m in model_specs}) != len(model_specs):
         raise MatrixError(f"--models {','.join(models)}: two models share the short name "
                           f"{[m.label for m in model_specs]}; give them distinct directory names")
-    thresholds = ThresholdSet.from_sources(thresholds_file, max_drop, min_score)
+    thresholds = ThresholdSet.from_sources(thresholds_file, max_drop, min_score, verdict_mode,
+                                           confidence)
     known = {**benchmark_registry.metric_names(),
              **benchmark_registry.metric_names(list(dict.fromkeys(benchmarks)))}
     thresholds.validate(known)

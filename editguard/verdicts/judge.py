@@ -4,11 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from editguard.benchmarks.base import Benchmark
 from editguard.case import Case, Outcome
-from editguard.verdicts.paired import paired_difference
+from editguard.verdicts.paired import mean_interval, paired_difference
 from editguard.verdicts.row import Row
-from editguard.verdicts.thresholds import ThresholdSet
+from editguard.verdicts.thresholds import Evidence, ThresholdSet
+
+
+def _sd(values: list[float]) -> float | None:
+    """The per-item standard deviation (population), or None for no items."""
+    return float(np.std(values)) if values else None
 
 
 def judge(case: Case, bench: type[Benchmark], outcome: Outcome, thresholds: ThresholdSet,
@@ -21,6 +28,9 @@ def judge(case: Case, bench: type[Benchmark], outcome: Outcome, thresholds: Thre
                       provenance=provenance)
         limits = thresholds.lookup(case.benchmark, metric.name, metric.primary)
         described = " and ".join(t.describe() for t in limits) or None
+        common.update(limits={t.kind: t.limit for t in limits},
+                      modes={t.kind: str(t.mode) for t in limits},
+                      mode=" and ".join(dict.fromkeys(str(t.mode) for t in limits)) or None)
         if outcome.status != "ok" or outcome.edited is None or outcome.baseline is None:
             base = outcome.baseline.value(metric.name) if outcome.baseline else None
             rows.append(Row(**common, baseline=base, edited=None, threshold=described,
@@ -30,15 +40,21 @@ def judge(case: Case, bench: type[Benchmark], outcome: Outcome, thresholds: Thre
             continue
         base = outcome.baseline.value(metric.name)
         edited = outcome.edited.value(metric.name)
-        verdicts = [t.check(base, edited, case.label, metric=metric.name) for t in limits]
+        paired = paired_difference(outcome.baseline, outcome.edited, metric.name,
+                                   thresholds.confidence)
+        alone = mean_interval(outcome.edited, metric.name, thresholds.confidence)
+        evidence = Evidence(paired.n, thresholds.confidence, paired.interval, alone.interval)
+        verdicts = [t.check(base, edited, case.label, metric=metric.name, evidence=evidence)
+                    for t in limits]
         bad = [v.reason for v in verdicts if not v.passed]
         failures += bad
-        paired = paired_difference(outcome.baseline, outcome.edited, metric.name)
         rows.append(Row(**common, baseline=base, edited=edited, threshold=described,
                         passed=(not bad) if verdicts else None, message="; ".join(bad),
                         stderr=outcome.edited.stderr(metric.name),
                         n_items=len(outcome.edited.defined(metric.name)),
                         interval=paired.interval,
                         confidence=paired.confidence if paired.n else None,
-                        p_value=paired.p_value))
+                        p_value=paired.p_value, delta_se=paired.se if paired.n else None,
+                        edited_interval=alone.interval,
+                        baseline_sd=_sd(outcome.baseline.defined(metric.name))))
     return rows, failures

@@ -29,6 +29,7 @@ class PairedDifference:
     low: float  # the bootstrap interval of ``mean`` at ``confidence``
     high: float
     confidence: float
+    se: float  # the bootstrap standard error of ``mean``
     p_value: float | None  # exact McNemar for 0/1 scores; None for graded ones
     discordant: tuple[int, int] | None  # (right before and wrong after, wrong before and right after)
 
@@ -53,16 +54,11 @@ def paired_difference(baseline: BenchmarkResult, edited: BenchmarkResult, metric
     after = [a for _, a in pairs]
     n = len(before)
     if n == 0:
-        return PairedDifference(0, math.nan, math.nan, math.nan, confidence, None, None)
+        return PairedDifference(0, math.nan, math.nan, math.nan, confidence, math.nan, None,
+                                None)
     diff = np.asarray(after, dtype=np.float64) - np.asarray(before, dtype=np.float64)  # (n,)
     mean = float(diff.mean())
-    if n == 1 or np.all(diff == diff[0]):
-        low = high = mean  # every resample has the same mean
-    else:
-        found = stats.bootstrap((diff,), np.mean, confidence_level=confidence,
-                                n_resamples=resamples, method="percentile", vectorized=True,
-                                rng=np.random.default_rng(seed))
-        low, high = float(found.confidence_interval.low), float(found.confidence_interval.high)
+    low, high, se = _bootstrap(diff, confidence, resamples, seed)
     p_value, discordant = None, None
     if set(before) <= {0.0, 1.0} and set(after) <= {0.0, 1.0}:
         lost = sum(1 for b, a in zip(before, after) if b == 1.0 and a == 0.0)
@@ -70,4 +66,42 @@ def paired_difference(baseline: BenchmarkResult, edited: BenchmarkResult, metric
         discordant = (lost, gained)
         p_value = 1.0 if lost + gained == 0 else float(
             stats.binomtest(lost, lost + gained, 0.5).pvalue)
-    return PairedDifference(n, mean, low, high, confidence, p_value, discordant)
+    return PairedDifference(n, mean, low, high, confidence, se, p_value, discordant)
+
+
+@dataclasses.dataclass(frozen=True)
+class MeanInterval:
+    n: int
+    mean: float
+    low: float
+    high: float
+    se: float
+
+    @property
+    def interval(self) -> tuple[float, float] | None:
+        return None if self.n == 0 else (self.low, self.high)
+
+
+def mean_interval(result: BenchmarkResult, metric: str, confidence: float = CONFIDENCE,
+                  resamples: int = RESAMPLES, seed: int = SEED) -> MeanInterval:
+    """The bootstrap interval of one model's mean ``metric`` (for limits on the score itself)."""
+    values = np.asarray(result.defined(metric), dtype=np.float64)  # (n,)
+    if values.size == 0:
+        return MeanInterval(0, math.nan, math.nan, math.nan, math.nan)
+    low, high, se = _bootstrap(values, confidence, resamples, seed)
+    return MeanInterval(int(values.size), float(values.mean()), low, high, se)
+
+
+def _bootstrap(values: np.ndarray, confidence: float, resamples: int,
+               seed: int) -> tuple[float, float, float]:
+    """(low, high, standard error) of the mean of ``values`` (n,), percentile bootstrap."""
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be between 0 and 1 (exclusive), got {confidence}")
+    mean = float(values.mean())
+    if values.size == 1 or np.all(values == values[0]):
+        return mean, mean, 0.0  # every resample has the same mean
+    found = stats.bootstrap((values,), np.mean, confidence_level=confidence,
+                            n_resamples=resamples, method="percentile", vectorized=True,
+                            rng=np.random.default_rng(seed))
+    return (float(found.confidence_interval.low), float(found.confidence_interval.high),
+            float(found.standard_error))

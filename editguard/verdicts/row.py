@@ -34,6 +34,14 @@ class Row:
     interval: tuple[float, float] | None = None  # bootstrap interval of the delta
     confidence: float | None = None  # of ``interval``
     p_value: float | None = None  # exact McNemar, for 0/1 metrics
+    delta_se: float | None = None  # bootstrap standard error of the delta
+    baseline_sd: float | None = None  # per-item standard deviation of the baseline's scores
+    edited_interval: tuple[float, float] | None = None  # bootstrap interval of the edited score
+    # the verdict: the mode that decided it ("point", "ci", "noninferiority"; None without a
+    # threshold) and the limits applied, by kind: {"max_drop": 5.0 (points), "min": 0.9}
+    mode: str | None = None
+    limits: dict[str, float] = dataclasses.field(default_factory=dict)
+    modes: dict[str, str] = dataclasses.field(default_factory=dict)  # by kind, like ``limits``
 
     @property
     def delta(self) -> float | None:
@@ -45,18 +53,21 @@ class Row:
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
         out["delta"] = self.delta
-        for key in ("baseline", "edited", "delta", "stderr", "p_value"):
+        for key in ("baseline", "edited", "delta", "stderr", "p_value", "delta_se",
+                    "baseline_sd"):
             value = out[key]
             if isinstance(value, float) and not math.isfinite(value):
                 out[key] = None  # JSON has no NaN; a collapsed model is told by ``status``
-        if self.interval is not None:
-            out["interval"] = list(self.interval)
+        for key in ("interval", "edited_interval"):
+            if out[key] is not None:
+                out[key] = list(out[key])
         return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Row":
         fields = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in data.items() if k in fields}
-        if values.get("interval") is not None:
-            values["interval"] = tuple(values["interval"])
+        for key in ("interval", "edited_interval"):
+            if values.get(key) is not None:
+                values[key] = tuple(values[key])
         return cls(**values)

@@ -1,4 +1,9 @@
-"""Pass/fail limits on benchmark metrics, read from a TOML file and command-line overrides."""
+"""Pass/fail limits on benchmark metrics, read from a TOML file and command-line overrides.
+
+Each limit is judged in a verdict mode (``MODES``): ``point`` compares the point estimate with
+the limit; ``ci`` fails only when the whole confidence interval is past the limit (damage is
+shown); ``noninferiority`` passes only when the whole interval is within it (no damage is shown).
+"""
 
 from __future__ import annotations
 
@@ -15,6 +20,10 @@ HINT = "; did you mean {!r}?"
 
 Kind = Literal["max_drop", "min"]
 KINDS: tuple[Kind, ...] = ("max_drop", "min")
+Mode = Literal["point", "ci", "noninferiority"]
+MODES: tuple[Mode, ...] = ("point", "ci", "noninferiority")
+DEFAULT_MODE: Mode = "point"  # README "Statistics": why
+DEFAULT_CONFIDENCE = 0.95
 
 # Float noise allowance, in score units: a drop shown as "2.0 pt" must not fail a 2.0 pt limit
 # because 100 * (0.652 - 0.632) == 2.0000000000000018.
@@ -31,9 +40,12 @@ _OPTION: dict[Kind, tuple[str, str]] = {  # CLI flag, example value
 _PLACEHOLDER: dict[Kind, str] = {"max_drop": "POINTS", "min": "SCORE"}
 _FILE_SHAPE = (
     'expected only [thresholds.max_drop] and [thresholds.min] tables of "BENCHMARK[.METRIC]" = '
-    'NUMBER, e.g.\n  [thresholds.max_drop]\n  "mmlu.acc" = 5.0\n  [thresholds.min]\n'
-    '  "efficacy.rewrite" = 0.9'
+    'NUMBER (or = { limit = NUMBER, mode = "ci" }), and an optional [verdict] table, e.g.\n'
+    '  [verdict]\n  mode = "point"\n  confidence = 0.95\n'
+    '  [thresholds.max_drop]\n  "mmlu.acc" = 5.0\n  [thresholds.min]\n'
+    '  "efficacy.rewrite" = { limit = 0.9, mode = "noninferiority" }'
 )
+_MODE_HELP = f"expected one of {', '.join(MODES)}"
 
 
 class ThresholdError(ValueError):
@@ -44,6 +56,38 @@ class ThresholdError(ValueError):
 class Verdict:
     passed: bool
     reason: str
+    mode: Mode = DEFAULT_MODE
+
+
+@dataclasses.dataclass(frozen=True)
+class Evidence:
+    """What an interval-based verdict needs: the confidence intervals, in score units, of the
+    paired delta (edited - baseline; for max_drop) and of the edited score (for min)."""
+
+    n: int  # items scored by both models
+    confidence: float
+    delta: tuple[float, float] | None = None
+    edited: tuple[float, float] | None = None
+
+
+def check_mode(value: object, where: str) -> Mode:
+    """``value`` as a verdict mode, or a ThresholdError saying what ``where`` accepts."""
+    for mode in MODES:
+        if value == mode:
+            return mode
+    hint = did_you_mean(str(value), MODES, HINT) if isinstance(value, str) else ""
+    raise ThresholdError(f"{where}: verdict mode {value!r} is unknown; {_MODE_HELP}{hint}")
+
+
+def check_confidence(value: object, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.5 <= value < 1:
+        raise ThresholdError(f"{where}: confidence {value!r} is not a number in [0.5, 1), e.g. "
+                             "0.95")
+    return float(value)
+
+
+def _pt(value: float) -> str:
+    return f"{100.0 * value:+.1f}"
 
 
 def _fmt_limit(value: float, decimals: int) -> str:
@@ -79,6 +123,7 @@ class Threshold:
     metric: str | None
     kind: Kind
     limit: float
+    mode: Mode | None = None  # None: the run's mode (ThresholdSet.mode) decides
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -88,6 +133,8 @@ class Threshold:
         problem = _range_problem(self.kind, self.limit)
         if problem:
             raise ThresholdError(f"{self.kind} threshold {self.key!r}: {problem}")
+        if self.mode is not None:
+            check_mode(self.mode, f"{self.kind} threshold {self.key!r}")
 
     @property
     def key(self) -> str:
@@ -99,35 +146,149 @@ class Threshold:
         return f">= {_fmt_limit(self.limit, 2)}"
 
     def check(
-        self, baseline: float | None, edited: float, case: str, *, metric: str | None = None
+        self, baseline: float | None, edited: float, case: str, *, metric: str | None = None,
+        evidence: Evidence | None = None,
     ) -> Verdict:
-        """Judge ``edited`` (and ``baseline`` for max_drop); ``metric`` names a primary metric."""
+        """Judge ``edited`` (and ``baseline`` for max_drop) in this threshold's mode (point when
+        unset); ``metric`` names a primary metric; ``ci`` and ``noninferiority`` need
+        ``evidence``, and a point verdict quotes it when given."""
+        mode = self.mode or DEFAULT_MODE
         label = " ".join(filter(None, [self.benchmark, self.metric or metric]))
         edited_nan = edited is None or math.isnan(edited)
-        if self.kind == "min":
-            minimum = f"minimum {self.limit:.3f}"
-            if edited_nan:
-                return Verdict(False, f"{label} has no score (nan), {minimum} [{case}]")
-            if edited >= self.limit - TOLERANCE:
-                return Verdict(True, f"{label} {edited:.3f} >= {minimum} [{case}]")
-            return Verdict(False, f"{label} {edited:.3f} below {minimum} [{case}]")
-        if baseline is None:
+        if self.kind == "max_drop" and baseline is None:
             raise ThresholdError(
                 f"max_drop threshold {self.key!r} needs a baseline score for [{case}] but got "
                 "None; evaluate the unedited model first, or use a [thresholds.min] limit"
             )
+        bounds = None
+        if evidence is not None:
+            bounds = evidence.delta if self.kind == "max_drop" else evidence.edited
+        if mode != "point" and bounds is None and not edited_nan:
+            raise ThresholdError(
+                f"{mode} verdict on {label} [{case}] needs a confidence interval, and none was "
+                "computed (no item was scored by both models); use point mode for it"
+            )
+        tail = f"{mode} mode [{case}]"
+        if self.kind == "min":
+            return self._check_min(label, edited, edited_nan, bounds, evidence, mode, tail)
+        assert baseline is not None
+        return self._check_drop(label, baseline, edited, edited_nan, bounds, evidence, mode, tail)
+
+    def _check_min(self, label: str, edited: float, edited_nan: bool,
+                   bounds: tuple[float, float] | None, evidence: Evidence | None, mode: Mode,
+                   tail: str) -> Verdict:
+        minimum = f"minimum {self.limit:.3f}"
+        if edited_nan:
+            return Verdict(False, f"{label} has no score (nan), {minimum}, {tail}", mode)
+        stats = ""
+        if bounds is not None and evidence is not None:
+            stats = (f" ({_percent(evidence.confidence)} interval {bounds[0]:.3f} to "
+                     f"{bounds[1]:.3f}, n={evidence.n})")
+        floor = self.limit - TOLERANCE
+        if mode == "point":
+            passed = edited >= floor
+        elif mode == "ci":  # fail only when even the interval's top is below the minimum
+            assert bounds is not None
+            passed = bounds[1] >= floor
+        else:  # noninferiority: pass only when even the interval's bottom reaches it
+            assert bounds is not None
+            passed = bounds[0] >= floor
+        relation = ">=" if edited >= floor else "below"
+        return Verdict(passed, f"{label} {edited:.3f}{stats} {relation} {minimum}, "
+                               f"{_decided(mode, passed)}{tail}", mode)
+
+    def _check_drop(self, label: str, baseline: float, edited: float, edited_nan: bool,
+                    bounds: tuple[float, float] | None, evidence: Evidence | None, mode: Mode,
+                    tail: str) -> Verdict:
         limit = f"limit {_fmt_limit(self.limit, 1)} pt"
         if edited_nan:
-            reason = f"{label} has no score (nan), was {baseline:.3f}, {limit} [{case}]"
-            return Verdict(False, reason)
+            reason = f"{label} has no score (nan), was {baseline:.3f}, {limit}, {tail}"
+            return Verdict(False, reason, mode)
         drop = 100.0 * (baseline - edited)
-        scores = f"({baseline:.3f} -> {edited:.3f})"
-        if drop <= self.limit + 100.0 * TOLERANCE:
-            return Verdict(True, f"{label} changed {-drop:+.1f} pt {scores}, {limit} [{case}]")
-        return Verdict(False, f"{label} dropped {drop:.1f} pt {scores}, {limit} [{case}]")
+        scores = f"{baseline:.3f} -> {edited:.3f}"
+        if bounds is not None and evidence is not None:
+            scores += (f"; {_percent(evidence.confidence)} interval of the change "
+                       f"{_pt(bounds[0])} to {_pt(bounds[1])} pt, n={evidence.n}")
+        allowed = self.limit + 100.0 * TOLERANCE
+        if mode == "point":
+            passed = drop <= allowed
+        elif mode == "ci":  # fail only when even the interval's top shows a drop past the limit
+            assert bounds is not None
+            passed = -100.0 * bounds[1] <= allowed
+        else:  # noninferiority: pass only when even the interval's bottom is within the limit
+            assert bounds is not None
+            passed = -100.0 * bounds[0] <= allowed
+        change = f"dropped {drop:.1f} pt" if drop > allowed else f"changed {-drop:+.1f} pt"
+        return Verdict(passed, f"{label} {change} ({scores}), {limit}, {_decided(mode, passed)}"
+                               f"{tail}", mode)
 
 
-def _parse_file(path: Path) -> dict[tuple[Kind, str], float]:
+def _percent(confidence: float) -> str:
+    return f"{100.0 * confidence:g}%"
+
+
+def _decided(mode: Mode, passed: bool) -> str:
+    """Why an interval verdict went the way it did, when the point estimate alone would not say."""
+    if mode == "ci":
+        return "passed: damage past the limit is not shown, " if passed else \
+            "failed: damage past the limit is shown, "
+    if mode == "noninferiority":
+        return "passed: the interval is within the limit, " if passed else \
+            "failed: the interval reaches past the limit, "
+    return ""
+
+
+Parsed = dict[tuple[Kind, str], tuple[float, Mode | None]]
+
+
+@dataclasses.dataclass(frozen=True)
+class _File:
+    limits: Parsed
+    mode: Mode | None = None
+    confidence: float | None = None
+
+
+def _parse_entry(entry: str, key: str, kind: Kind, value: object) -> tuple[float, Mode | None]:
+    mode: Mode | None = None
+    if isinstance(value, dict):
+        if "limit" not in value:
+            inner = next(iter(value), "METRIC")
+            raise ThresholdError(
+                f"{entry}: a dotted key makes a table, expected a number or "
+                f'{{ limit = NUMBER, mode = "ci" }}; quote the key, e.g. "{key}.{inner}" = ...'
+            )
+        unknown = sorted(set(value) - {"limit", "mode"})
+        if unknown:
+            raise ThresholdError(f"{entry}: unknown key(s) {unknown}; expected only limit and "
+                                 "mode")
+        if "mode" in value:
+            mode = check_mode(value["mode"], entry)
+        value = value["limit"]
+    if _split_key(key) is None:
+        raise ThresholdError(
+            f'{entry}: expected a key "BENCHMARK[.METRIC]", e.g. "mmlu.acc"; fix the key'
+        )
+    problem = _range_problem(kind, value)
+    if problem:
+        raise ThresholdError(f"{entry}: {problem}; fix the value")
+    assert isinstance(value, (int, float))
+    return float(value), mode
+
+
+def _parse_verdict(where: str, table: object) -> tuple[Mode | None, float | None]:
+    if not isinstance(table, dict):
+        raise ThresholdError(f"{where}: 'verdict' = {table!r} is not a table; {_FILE_SHAPE}")
+    unknown = sorted(set(table) - {"mode", "confidence"})
+    if unknown:
+        raise ThresholdError(f"{where}: unknown key(s) {unknown} in [verdict]; expected only "
+                             "mode and confidence")
+    mode = check_mode(table["mode"], f"{where}: [verdict]") if "mode" in table else None
+    confidence = (check_confidence(table["confidence"], f"{where}: [verdict]")
+                  if "confidence" in table else None)
+    return mode, confidence
+
+
+def _parse_file(path: Path) -> _File:
     where = f"thresholds file {str(path)!r}"
     try:
         with path.open("rb") as handle:
@@ -140,9 +301,10 @@ def _parse_file(path: Path) -> dict[tuple[Kind, str], float]:
         raise ThresholdError(f"{where} cannot be read ({exc}); check the path") from None
     except tomllib.TOMLDecodeError as exc:
         raise ThresholdError(f"{where} is not valid TOML ({exc}); {_FILE_SHAPE}") from None
-    unknown = sorted(set(data) - {"thresholds"})
+    unknown = sorted(set(data) - {"thresholds", "verdict"})
     if unknown:
         raise ThresholdError(f"{where}: unknown top-level key(s) {unknown}; {_FILE_SHAPE}")
+    mode, confidence = _parse_verdict(where, data.get("verdict", {}))
     tables = data.get("thresholds", {})
     if not isinstance(tables, dict):
         raise ThresholdError(f"{where}: 'thresholds' = {tables!r} is not a table; {_FILE_SHAPE}")
@@ -151,7 +313,7 @@ def _parse_file(path: Path) -> dict[tuple[Kind, str], float]:
         raise ThresholdError(
             f"{where}: unknown table(s) {['thresholds.' + u for u in unknown]}; {_FILE_SHAPE}"
         )
-    out: dict[tuple[Kind, str], float] = {}
+    out: Parsed = {}
     for kind in KINDS:
         entries = tables.get(kind, {})
         if not isinstance(entries, dict):
@@ -160,24 +322,13 @@ def _parse_file(path: Path) -> dict[tuple[Kind, str], float]:
             )
         for key, value in entries.items():
             entry = f"{where}: [thresholds.{kind}] {key!r} = {value!r}"
-            if isinstance(value, dict):
-                inner = next(iter(value), "METRIC")
-                raise ThresholdError(
-                    f"{entry}: a dotted key makes a table, expected a number; quote the key, "
-                    f'e.g. "{key}.{inner}" = ...'
-                )
-            if _split_key(key) is None:
-                raise ThresholdError(
-                    f'{entry}: expected a key "BENCHMARK[.METRIC]", e.g. "mmlu.acc"; fix the key'
-                )
-            problem = _range_problem(kind, value)
-            if problem:
-                raise ThresholdError(f"{entry}: {problem}; fix the value")
-            out[(kind, key.strip())] = float(value)
-    return out
+            out[(kind, key.strip())] = _parse_entry(entry, key, kind, value)
+    return _File(out, mode, confidence)
 
 
 def _parse_option(kind: Kind, text: str) -> dict[tuple[Kind, str], float]:
+    """``--max-drop``/``--min-score`` text: a limit per key (the mode stays the file's or the
+    run's)."""
     flag, example = _OPTION[kind]
     form = f"expected BENCHMARK[.METRIC]={_PLACEHOLDER[kind]}, e.g. {flag} {example}"
     out: dict[tuple[Kind, str], float] = {}
@@ -203,9 +354,13 @@ class ThresholdSet:
     """All thresholds of a run, at most one per (key, kind)."""
 
     thresholds: tuple[Threshold, ...] = ()
+    mode: Mode = DEFAULT_MODE  # of every threshold that does not set its own
+    confidence: float = DEFAULT_CONFIDENCE  # of the intervals the verdicts use
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "thresholds", tuple(self.thresholds))
+        check_mode(self.mode, "ThresholdSet")
+        check_confidence(self.confidence, "ThresholdSet")
         seen: set[tuple[str, str]] = set()
         for threshold in self.thresholds:
             ident = (threshold.key, threshold.kind)
@@ -217,35 +372,42 @@ class ThresholdSet:
 
     @classmethod
     def from_sources(
-        cls, path: Path | None, max_drop: Sequence[str] = (), min_score: Sequence[str] = ()
+        cls, path: Path | None, max_drop: Sequence[str] = (), min_score: Sequence[str] = (),
+        mode: str | None = None, confidence: float | None = None,
     ) -> ThresholdSet:
-        """Read ``path`` (TOML), then let ``--max-drop``/``--min-score`` strings override it."""
+        """Read ``path`` (TOML), then let ``--max-drop``/``--min-score`` strings override its
+        limits; ``mode`` (``--verdict-mode``) overrides every mode of the file, and
+        ``confidence`` (``--confidence``) its confidence."""
         if isinstance(max_drop, str) or isinstance(min_score, str):
             raise TypeError("max_drop and min_score take a sequence of strings, not one string")
-        limits = _parse_file(Path(path)) if path is not None else {}
+        parsed = _parse_file(Path(path)) if path is not None else _File({})
+        limits = dict(parsed.limits)
         sources: dict[Kind, Sequence[str]] = {"max_drop": max_drop, "min": min_score}
         for kind, texts in sources.items():
             for text in texts:
-                limits.update(_parse_option(kind, text))
+                for ident, value in _parse_option(kind, text).items():
+                    limits[ident] = (value, limits.get(ident, (value, None))[1])
+        forced = check_mode(mode, "--verdict-mode") if mode is not None else None
         thresholds = []
-        for (kind, key), limit in limits.items():
+        for (kind, key), (limit, own) in limits.items():
             split = _split_key(key)
             assert split is not None  # checked while parsing
-            thresholds.append(Threshold(split[0], split[1], kind, limit))
-        return cls(tuple(thresholds))
+            thresholds.append(Threshold(split[0], split[1], kind, limit,
+                                        None if forced else own))
+        return cls(tuple(thresholds), forced or parsed.mode or DEFAULT_MODE,
+                   check_confidence(confidence, "--confidence") if confidence is not None
+                   else parsed.confidence or DEFAULT_CONFIDENCE)
 
     def lookup(self, benchmark: str, metric: str, primary: bool) -> list[Threshold]:
         """Thresholds on ``benchmark.metric``; bare-``benchmark`` ones too if it is primary."""
         explicit = [t for t in self.thresholds if t.benchmark == benchmark and t.metric == metric]
-        if not primary:
-            return explicit
-        kinds = {t.kind for t in explicit}
-        bare = [
-            t
-            for t in self.thresholds
-            if t.benchmark == benchmark and t.metric is None and t.kind not in kinds
-        ]
-        return explicit + bare
+        bare: list[Threshold] = []
+        if primary:
+            kinds = {t.kind for t in explicit}
+            bare = [t for t in self.thresholds
+                    if t.benchmark == benchmark and t.metric is None and t.kind not in kinds]
+        # each with its mode settled: its own, else the run's
+        return [t if t.mode else dataclasses.replace(t, mode=self.mode) for t in explicit + bare]
 
     def validate(self, known: Mapping[str, Sequence[str]]) -> None:
         """Raise if a threshold names a benchmark or metric not in ``known`` (name -> metrics)."""
@@ -270,8 +432,11 @@ class ThresholdSet:
             )
 
     def to_dict(self) -> dict[str, Any]:
-        """The thresholds in the file's shape: ``{"max_drop": {key: limit}, "min": {...}}``."""
-        out: dict[str, dict[str, float]] = {kind: {} for kind in KINDS}
+        """The thresholds in the file's shape: ``{"max_drop": {key: limit}, "min": {...}}``,
+        a limit with a mode of its own as ``{"limit": ..., "mode": ...}``, and the verdict
+        settings."""
+        out: dict[str, Any] = {kind: {} for kind in KINDS}
         for t in self.thresholds:
-            out[t.kind][t.key] = t.limit
+            out[t.kind][t.key] = t.limit if t.mode is None else {"limit": t.limit, "mode": t.mode}
+        out["verdict"] = {"mode": self.mode, "confidence": self.confidence}
         return out
