@@ -31,6 +31,13 @@ def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
         "-p", "no:cacheprovider", *args, timeout=900)
 
 
+def run_inline(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    """In this process (no interpreter start-up): for runs that stop at start-up checks."""
+    return pytester.runpytest(
+        str(REPO / "suites"), "--rootdir", str(REPO), "-c", str(REPO / "pyproject.toml"),
+        "-p", "no:cacheprovider", *args)
+
+
 def verdict(result: pytest.RunResult, case_id: str) -> str:
     """PASSED / FAILED of one case in a ``-v`` run."""
     # xdist's ``-v`` also prints a line when a case starts: only the outcome lines count
@@ -203,9 +210,18 @@ def test_a_collapsed_model_fails_with_model_collapsed_and_other_cases_go_on(pyte
     (["--device", "gpu0"], "--device 'gpu0' is not a device name"),
     (["--edits", "counterfact:/no/such/cf.json"],
      "no such file; pass the path of an existing CounterFact JSON file"),
+    (["--verdict-mode", "strict"], "argument --verdict-mode: invalid choice: 'strict'"),
+    (["--confidence", "95"], "--confidence: confidence 95.0 is not a number in [0.5, 1)"),
+    (["--edited", "/tmp"], "--edited '/tmp' needs --base PATH_OR_ID"),
+    (["--base", "smollm2-135m"], "--base is the model an --edited checkpoint was edited from"),
+    (["--edited", "/tmp/x", "--base", "smollm2-135m", "--methods", "rome"],
+     "no editor runs on a checkpoint edited elsewhere; leave out --methods"),
+    (["--edited", "/tmp/x", "--base", "smollm2-135m", "--benchmarks", "efficacy"],
+     "efficacy needs the facts that were edited; pass the edit file"),
+    (["--edited", "/tmp/x", "--models", "smollm2-135m"], "give its base with --base, not --models"),
 ])
 def test_bad_input_is_a_usage_error_that_names_the_value(pytester, args, message):
-    result = run(pytester, *args, "--collect-only")
+    result = run_inline(pytester, *args, "--collect-only")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert message in result.stderr.str()
     assert "Traceback" not in result.stderr.str()

@@ -13,8 +13,10 @@ from editguard import kinds, settings
 from editguard.backends import registry as backend_registry
 from editguard.benchmarks import registry as benchmark_registry
 from editguard.case import Case
+from editguard.editors import checkpoint
 from editguard.editors import registry as editor_registry
-from editguard.models.spec import DTYPES, ModelSpec
+from editguard.edits.sources import load_edit_source
+from editguard.models.spec import DTYPES, ModelSpec, model_label
 from editguard.verdicts.thresholds import ThresholdSet
 
 
@@ -36,6 +38,12 @@ class Matrix:
     cache_dir: Path
     thresholds: ThresholdSet
     backend: str = "hf"  # a backend registry name or package.module:Class path
+    edited: ModelSpec | None = None  # a checkpoint edited elsewhere, gated against ``models[0]``
+
+    def method_labels(self) -> list[str]:
+        if self.edited is not None:
+            return [checkpoint.method_label(self.edited)]
+        return [method_label(m) for m in self.methods]
 
     def model_spec(self, label: str) -> ModelSpec:
         return next(m for m in self.models if m.label == label)
@@ -53,9 +61,9 @@ class Matrix:
             if bench_kind != kind:
                 continue
             for model in self.models:
-                for method in self.methods:
+                for method in self.method_labels():
                     for n in self.n_edits:
-                        out.append(Case(model.label, method_label(method), n,
+                        out.append(Case(model.label, method, n,
                                         benchmark_registry.label(bench), bench_kind))
         return sorted(out, key=Case.sort_key)
 
@@ -65,7 +73,8 @@ class Matrix:
                 "benchmarks": list(self.benchmarks), "batch_size": self.batch_size,
                 "edits": self.edits, "seed": self.seed, "bench_options": self.bench_options,
                 "method_options": self.method_options, "thresholds": self.thresholds.to_dict(),
-                "backend": self.backend}
+                "backend": self.backend,
+                "edited": None if self.edited is None else dataclasses.asdict(self.edited)}
 
 
 def method_label(spec: str) -> str:
@@ -126,9 +135,20 @@ def build(*, models: Sequence[str], methods: Sequence[str], n_edits: Sequence[st
           bench_opts: Sequence[str], method_opts: Sequence[str], dtype: str, device: str,
           trust_remote_code: bool, cache_dir: Path, thresholds_file: Path | None,
           max_drop: Sequence[str], min_score: Sequence[str], backend: str = "hf",
-          verdict_mode: str | None = None, confidence: float | None = None) -> Matrix:
-    """Validate everything a run needs that can be checked without loading a model."""
-    if not models or not methods or not benchmarks:
+          verdict_mode: str | None = None, confidence: float | None = None,
+          edited: str | None = None) -> Matrix:
+    """Validate everything a run needs that can be checked without loading a model. With
+    ``edited`` (a checkpoint edited elsewhere), ``models`` is its one base model, no method
+    runs, and the one n_edits is the number of edits in the edit file (0 without one)."""
+    checkpoint_spec, counts = None, None
+    if edited is not None:
+        checkpoint_spec, count = _edited(edited, models=models, methods=methods, n_edits=n_edits,
+                                         benchmarks=benchmarks, edits=edits, seed=seed,
+                                         method_opts=method_opts, batch_size=batch_size,
+                                         dtype=dtype, device=device,
+                                         trust_remote_code=trust_remote_code)
+        counts = (count,)
+    if not models or not (methods or edited) or not benchmarks:
         raise MatrixError("--models, --methods and --benchmarks each need at least one value")
     if dtype not in DTYPES:
         raise MatrixError(f"--dtype {dtype!r} is not one of {', '.join(DTYPES)}")
@@ -169,7 +189,34 @@ def build(*, models: Sequence[str], methods: Sequence[str], n_edits: Sequence[st
         if dataclasses.is_dataclass(schema) and isinstance(schema, type):
             settings.build(schema, method_options.get(label, {}), f"--method-opt {label}")
     return Matrix(models=model_specs, methods=tuple(dict.fromkeys(methods)),
-                  n_edits=parse_n_edits(n_edits), benchmarks=tuple(dict.fromkeys(benchmarks)),
+                  n_edits=counts or parse_n_edits(n_edits),
+                  benchmarks=tuple(dict.fromkeys(benchmarks)),
                   batch_size=batch_size, edits=edits, seed=seed, bench_options=bench_options,
                   method_options=method_options, cache_dir=cache_dir, thresholds=thresholds,
-                  backend=backend)
+                  backend=backend, edited=checkpoint_spec)
+
+
+def _edited(edited: str, *, models: Sequence[str], methods: Sequence[str], n_edits: Sequence[str],
+            benchmarks: Sequence[str], edits: str, seed: int, method_opts: Sequence[str],
+            batch_size: int, dtype: str, device: str,
+            trust_remote_code: bool) -> tuple[ModelSpec, int]:
+    """The checkpoint's spec and its one n_edits: the edits in its edit file (0 without)."""
+    if len(models) != 1:
+        raise MatrixError(f"--edited {edited!r} is gated against one base model; pass --base "
+                          "PATH_OR_ID (the model it was edited from)")
+    if methods or n_edits or method_opts or batch_size != 1:
+        raise MatrixError(f"--edited {edited!r}: no editor runs on a checkpoint edited elsewhere; "
+                          "leave out --methods, --n-edits, --method-opt and --batch-size")
+    if edits == "embedded" and any(benchmark_registry.label(b) == "efficacy" for b in benchmarks):
+        raise MatrixError(f"--edited {edited!r}: efficacy needs the facts that were edited; pass "
+                          "the edit file, e.g. --edits counterfact:FILE or --edits zsre:FILE, or "
+                          "leave efficacy out of --benchmarks")
+    try:
+        count = 0 if edits == "embedded" else len(load_edit_source(edits, seed))
+    except (ValueError, FileNotFoundError) as err:
+        raise MatrixError(f"--edits {edits!r}: {err}") from None
+    spec = ModelSpec(edited, dtype, device, trust_remote_code)
+    if spec.label == model_label(models[0]):
+        raise MatrixError(f"--edited {edited!r} and --base {models[0]!r} share the short name "
+                          f"{spec.label!r}; give the checkpoint a directory name of its own")
+    return spec, count

@@ -24,7 +24,8 @@ from editguard.case import Case, Outcome
 from editguard.data.corpora import load_corpus
 from editguard.data.paths import editguard_home
 from editguard.editors import registry as editor_registry
-from editguard.editors.base import PrepareContext
+from editguard.editors import checkpoint
+from editguard.editors.base import Editor, PrepareContext
 from editguard.edits.request import EditRequest
 from editguard.edits.sampling import sample
 from editguard.edits.sources import load_edit_source
@@ -57,7 +58,10 @@ def log_progress(phase: str, done: int, total: int) -> None:
 
 
 def load_edits(matrix: Matrix) -> list[EditRequest]:
-    """The edits every trajectory walks: the first max(n_edits) of the seeded sample."""
+    """The edits every trajectory walks: the first max(n_edits) of the seeded sample; for a
+    checkpoint edited elsewhere, every edit of its edit file, in file order (none without)."""
+    if matrix.edited is not None:
+        return [] if matrix.edits == "embedded" else load_edit_source(matrix.edits, matrix.seed)
     pool = load_edit_source(matrix.edits, matrix.seed)
     return sample(pool, max(matrix.n_edits), matrix.seed)
 
@@ -146,8 +150,13 @@ class Session:
         benchmarks = {n: self._benchmark(n, edits) for n in names}
         obtained = {n: self._baseline(loaded, backend, b) for n, b in benchmarks.items()}
         baselines = {n: result for n, (result, _) in obtained.items()}
-        spec = self.matrix.method_spec(case.method)
-        editor = editor_registry.create(spec, self.matrix.method_options.get(case.method, {}))
+        editor: Editor
+        if self.matrix.edited is not None:  # a checkpoint edited elsewhere: its weights are the edit
+            spec = f"{checkpoint.NAME}:{self.matrix.edited.source}"
+            editor = checkpoint.Checkpoint(self.matrix.edited)
+        else:
+            spec = self.matrix.method_spec(case.method)
+            editor = editor_registry.create(spec, self.matrix.method_options.get(case.method, {}))
         context = PrepareContext(fingerprint=loaded.fingerprint, cache_dir=self.matrix.cache_dir,
                                  corpus=load_corpus, seed=self.matrix.seed,
                                  progress=log_progress)
@@ -157,7 +166,8 @@ class Session:
         trajectory = Trajectory(loaded=loaded, editor=editor, edits=edits,
                                 checkpoints=self.matrix.n_edits,
                                 batch_size=self.matrix.batch_size, benchmarks=benchmarks,
-                                baselines=baselines, backend=backend)
+                                baselines=baselines, backend=backend,
+                                whole=self.matrix.edited is not None)
         self.trajectories[group] = trajectory
         self.active, self.active_group = trajectory, group
         self.provenance[group] = {
@@ -182,7 +192,7 @@ class Session:
 
     def _baseline(self, loaded: LoadedModel, backend: Backend,
                   bench: Benchmark) -> tuple[BenchmarkResult, str]:
-        if self.active is not None and self.active.applied:
+        if self.active is not None and (self.active.applied or self.active.handle is not None):
             raise RuntimeError("refusing to compute a baseline on edited weights")
         parts = {"model": loaded.fingerprint, "benchmark": bench.name, "version": bench.version,
                  "config": bench.config(), "backend": backend.describe()}

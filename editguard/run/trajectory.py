@@ -35,8 +35,10 @@ class _Live:
 class Trajectory:
     def __init__(self, *, loaded: LoadedModel, editor: Editor, edits: Sequence[EditRequest],
                  checkpoints: Sequence[int], batch_size: int, benchmarks: Mapping[str, Benchmark],
-                 baselines: Mapping[str, BenchmarkResult], backend: Backend) -> None:
+                 baselines: Mapping[str, BenchmarkResult], backend: Backend,
+                 whole: bool = False) -> None:
         self._live: _Live | None = _Live(loaded, editor, backend)
+        self.whole = whole  # one editor call for all the edits, even none (an edited checkpoint)
         self.method = str(getattr(editor, "name", type(editor).__name__))
         self.edits = list(edits)
         self.checkpoints = sorted(checkpoints)
@@ -127,6 +129,14 @@ class Trajectory:
 
     def _edit_to(self, n: int) -> None:
         live = self.live
+        if self.whole:
+            if self.handle is None:
+                self.handle = live.editor.apply(live.loaded.model, live.loaded.tokenizer,
+                                                self.edits[:n])
+                ids = [e.case_id for e in self.edits[:n]]
+                self.edit_stats += [{"case_ids": ids, **stats} for stats in self.handle.batches]
+                self.applied = n
+            return
         while self.applied < n:
             batch = self.edits[self.applied : min(self.applied + self.batch_size, n)]
             handle = live.editor.apply(live.loaded.model, live.loaded.tokenizer, batch)
