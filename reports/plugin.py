@@ -105,7 +105,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--report-dir",
         metavar="DIR",
         default=None,
-        help="write degradation.md, degradation.csv and results.json into DIR",
+        help="write degradation.md, degradation.csv, results.json and report.html into DIR",
     )
     group.addoption(
         "--no-degradation-table",
@@ -154,8 +154,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     provenance = config.stash.get(SESSION_PROVENANCE, {})
     try:
         collector.written = storage.write_report(directory, collector.rows, provenance)
-    except (OSError, TypeError, ValueError) as exc:
-        collector.write_error = f"editguard: could not write the report to {directory}: {exc}"
+    except Exception as exc:  # noqa: BLE001 - a report failure must not hide the test results
+        collector.write_error = (f"editguard: could not write the report to {directory}: "
+                                 f"{type(exc).__name__}: {exc}")
         if session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
 

@@ -1,4 +1,4 @@
-"""Writing a run's report files: degradation.md, degradation.csv and results.json."""
+"""Writing a run's report files: degradation.md, degradation.csv, results.json and report.html."""
 
 from __future__ import annotations
 
@@ -8,12 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from editguard import atomic
-from editguard.reports import table
+from editguard.reports import html, table
 from editguard.verdicts.row import Row
 
 MARKDOWN = "degradation.md"
 CSV = "degradation.csv"
 RESULTS = "results.json"
+HTML = "report.html"
 
 
 def results_json(rows: Sequence[Row], provenance: Mapping[str, Any]) -> str:
@@ -26,7 +27,7 @@ def results_json(rows: Sequence[Row], provenance: Mapping[str, Any]) -> str:
 
 
 def write_report(directory: Path, rows: Sequence[Row], provenance: Mapping[str, Any]) -> list[Path]:
-    """Write the three report files into ``directory`` (created if needed); return their paths."""
+    """Write the four report files into ``directory`` (created if needed); return their paths."""
     directory = Path(directory)
     # Render everything first so that a row or provenance that cannot be serialised leaves
     # the directory untouched.
@@ -34,6 +35,7 @@ def write_report(directory: Path, rows: Sequence[Row], provenance: Mapping[str, 
         MARKDOWN: table.render_markdown(rows),
         CSV: table.render_csv(rows),
         RESULTS: results_json(rows, provenance),
+        HTML: html.render_html(rows, provenance),
     }
     directory.mkdir(parents=True, exist_ok=True)
     paths = []

@@ -98,6 +98,7 @@ def read_report(directory: Path) -> dict:
     assert sorted(p.name for p in directory.iterdir()) == [
         "degradation.csv",
         "degradation.md",
+        "report.html",
         "results.json",
     ]  # no temporary files left behind
     return json.loads((directory / "results.json").read_text(encoding="utf-8"))
@@ -130,9 +131,32 @@ def test_report_dir_writes_the_three_files(project: pytest.Pytester) -> None:
     assert [r["edited"] for r in table][1:3] == ["0.9", "0.64"]
 
 
+def junit_properties(path: Path) -> dict[str, dict[str, str]]:
+    """test name -> its JUnit XML properties."""
+    import xml.etree.ElementTree as ElementTree
+
+    out = {}
+    for case in ElementTree.parse(path).iter("testcase"):
+        out[case.get("name", "")] = {p.get("name", ""): p.get("value", "")
+                                     for p in case.iter("property")}
+    return out
+
+
 def test_xdist_gives_the_same_results(project: pytest.Pytester) -> None:
-    serial = run(project, "-n", "0", "--report-dir", "serial")
-    parallel = run(project, "-n", "2", "--report-dir", "parallel")
+    serial = run(project, "-n", "0", "--report-dir", "serial", "--junitxml", "serial.xml")
+    parallel = run(project, "-n", "2", "--report-dir", "parallel", "--junitxml", "parallel.xml")
+    # --junitxml carries each case's numbers as flat properties, not the shipped rows
+    junit = junit_properties(project.path / "serial.xml")
+    assert junit == junit_properties(project.path / "parallel.xml")
+    rome = junit["test_case[rome-100-0.3]"]
+    assert rome["editguard.mmlu.acc.baseline"] == "0.652"
+    assert rome["editguard.mmlu.acc.edited"] == "0.3"
+    assert rome["editguard.mmlu.acc.delta_pt"] == "-35.2"
+    assert rome["editguard.mmlu.acc.verdict"] == "fail"
+    assert rome["editguard.mmlu.acc.case"] == "tiny | rome | n=100"
+    assert rome["editguard.efficacy.rewrite.verdict"] == "none"
+    assert not any(name == "editguard_rows" for props in junit.values() for name in props)
+    assert junit["test_collapsed"]["editguard.mmlu.acc.verdict"] == "collapsed"
     assert "created: 2/2 workers" in parallel.stdout.str()
     parallel.assert_outcomes(passed=4, failed=2)
     parallel.stdout.fnmatch_lines(["*= editguard degradation =*",
@@ -211,7 +235,8 @@ def test_write_report_directly(tmp_path: Path) -> None:
         Row("m", "rome", 1, "mmlu", "acc", "capability", 0.5, float("nan"), None, None),
     ]
     paths = write_report(tmp_path / "a" / "b", rows, {"seed": 0})
-    assert [p.name for p in paths] == ["degradation.md", "degradation.csv", "results.json"]
+    assert [p.name for p in paths] == ["degradation.md", "degradation.csv", "results.json",
+                                       "report.html"]
     document = read_report(tmp_path / "a" / "b")
     assert [r["n_edits"] for r in document["results"]] == [1, 10]  # sorted like the table
     assert document["results"][0]["edited"] is None  # NaN is not JSON

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -39,6 +39,8 @@ class HFBackend:
         self.tokenizer = tokenizer
         self.batch_tokens = batch_tokens
         self.max_batch = max_batch
+        # told (requests done, requests in the call) after each forward batch, when set
+        self.progress: Callable[[int, int], None] | None = None
         self.nonfinite = 0  # log-likelihoods that came out NaN or infinite: a collapsed model
         self.max_length = int(getattr(model.config, "max_position_embeddings", 0) or
                               getattr(model.config, "n_positions", 0) or 2048)
@@ -91,6 +93,7 @@ class HFBackend:
 
         results: list[Loglikelihood | None] = [None] * len(scored)
         device = model_device(self.model)
+        done = 0
         for batch in self._batches(passes):
             ids, mask = right_pad(batch, pad_id(self.tokenizer), device)  # (B, T)
             hidden = final_hidden(self.model, ids, mask)  # (B, T, d)
@@ -112,6 +115,9 @@ class HFBackend:
             self.nonfinite += int((~torch.isfinite(logp)).sum())
             for i, a, b in spans:
                 results[i] = Loglikelihood(float(logp[a:b].sum()), b - a, bool(greedy[a:b].all()))
+            done += len(spans)
+            if self.progress is not None:
+                self.progress(done, len(scored))
         return [r for r in results if r is not None]
 
     def _score(self, hidden: torch.Tensor, tokens: torch.Tensor,

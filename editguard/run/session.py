@@ -6,7 +6,6 @@ live at a time; switching to another (model, method) first restores and verifies
 
 from __future__ import annotations
 
-import logging
 import os
 import platform
 import time
@@ -25,7 +24,7 @@ from editguard.data.corpora import load_corpus
 from editguard.data.paths import editguard_home
 from editguard.editors import registry as editor_registry
 from editguard.editors import checkpoint
-from editguard.editors.base import Editor, PrepareContext
+from editguard.editors.base import Editor, PrepareContext, Progress, silent
 from editguard.edits.request import EditRequest
 from editguard.edits.sampling import sample
 from editguard.edits.sources import load_edit_source
@@ -33,9 +32,9 @@ from editguard.models.loading import LoadedModel, load
 from editguard.run import devices
 from editguard.run.baselines import BaselineStore
 from editguard.run.matrix import Matrix
+from editguard.run.progress import scoring
 from editguard.run.trajectory import Trajectory
 
-log = logging.getLogger("editguard")
 
 
 def editguard_version() -> str:
@@ -48,13 +47,6 @@ def editguard_version() -> str:
 def versions() -> dict[str, str]:
     return {"editguard": editguard_version(), "python": platform.python_version(),
             "torch": str(torch.__version__), "transformers": str(transformers.__version__)}
-
-
-def log_progress(phase: str, done: int, total: int) -> None:
-    """The run's progress reporter: a log line at the start, every tenth and the end."""
-    step = max(1, total // 10)
-    if done == 0 or done == total or done % step == 0:
-        log.info("%s: %d/%d", phase, done, total)
 
 
 def load_edits(matrix: Matrix) -> list[EditRequest]:
@@ -72,7 +64,8 @@ class RestoreError(AssertionError):
 
 class Session:
     def __init__(self, matrix: Matrix, needed: dict[str, set[str]],
-                 edits: list[EditRequest] | None = None) -> None:
+                 edits: list[EditRequest] | None = None, progress: Progress = silent) -> None:
+        self.progress = progress
         self.matrix = matrix
         self.needed = needed  # group -> benchmarks some collected test asks for
         self.store = BaselineStore(matrix.cache_dir / "baselines")
@@ -85,6 +78,7 @@ class Session:
         self.timings: dict[str, float] = {"load_s": 0.0, "baseline_s": 0.0, "prepare_s": 0.0}
         self._edits = edits  # loaded once by the plugin at start-up, or here on first use
         self.provenance: dict[str, dict[str, Any]] = {}
+        self.group_timings: dict[str, dict[str, float]] = {}  # what setting up each group took
 
     # -- public -------------------------------------------------------------------------------
     def outcome(self, case: Case) -> tuple[Outcome, dict[str, Any]]:
@@ -128,7 +122,9 @@ class Session:
             return self.loaded
         self.loaded = None  # free the previous model before loading the next
         start = time.perf_counter()
+        self.progress(f"loading {label}", 0, 1)
         self.loaded = load(self.matrix.model_spec(label), editguard_home())
+        self.progress(f"loading {label}", 1, 1)
         self.timings["load_s"] += time.perf_counter() - start
         return self.loaded
 
@@ -143,6 +139,7 @@ class Session:
         if existing is not None and (existing is self.active or case.n_edits in existing.outcomes):
             return existing
         self._close_active()  # first: a failed restore drops the model, and _model reloads it
+        before = dict(self.timings)
         loaded = self._model(case.model)
         edits = self.edits()
         backend = backend_registry.create(self.matrix.backend, loaded.model, loaded.tokenizer)
@@ -159,7 +156,7 @@ class Session:
             editor = editor_registry.create(spec, self.matrix.method_options.get(case.method, {}))
         context = PrepareContext(fingerprint=loaded.fingerprint, cache_dir=self.matrix.cache_dir,
                                  corpus=load_corpus, seed=self.matrix.seed,
-                                 progress=log_progress)
+                                 progress=self.progress)
         start = time.perf_counter()
         editor.prepare(loaded.model, loaded.tokenizer, context)
         self.timings["prepare_s"] += time.perf_counter() - start
@@ -167,7 +164,8 @@ class Session:
                                 checkpoints=self.matrix.n_edits,
                                 batch_size=self.matrix.batch_size, benchmarks=benchmarks,
                                 baselines=baselines, backend=backend,
-                                whole=self.matrix.edited is not None)
+                                whole=self.matrix.edited is not None, progress=self.progress)
+        self.group_timings[group] = {k: v - before[k] for k, v in self.timings.items()}
         self.trajectories[group] = trajectory
         self.active, self.active_group = trajectory, group
         self.provenance[group] = {
@@ -199,7 +197,8 @@ class Session:
 
         def compute() -> BenchmarkResult:
             start = time.perf_counter()
-            result = bench.evaluate(backend)
+            with scoring(backend, self.progress, f"{loaded.label}: baseline {bench.name}"):
+                result = bench.evaluate(backend)
             self.timings["baseline_s"] += time.perf_counter() - start
             return result
 
@@ -215,5 +214,7 @@ class Session:
                           "case_ids": [e.case_id for e in trajectory.edits[: case.n_edits]]},
                 "benchmark": {"version": bench.version, "config": config},
                 "editor": trajectory.diagnostics(case.n_edits),
-                "timings": {**{k: round(v, 2) for k, v in self.timings.items()},
+                # this group's own: its model load (if it loaded one), baselines, preparation
+                "timings": {**{k: round(v, 2) for k, v in
+                               self.group_timings.get(case.group, {}).items()},
                             **{k: round(v, 2) for k, v in trajectory.timings.items()}}}

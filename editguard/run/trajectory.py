@@ -16,7 +16,8 @@ from typing import Any
 from editguard.backends.base import Backend
 from editguard.benchmarks.base import Benchmark, BenchmarkResult
 from editguard.case import Outcome
-from editguard.editors.base import EditHandle, Editor
+from editguard.editors.base import EditHandle, Editor, Progress, silent
+from editguard.run.progress import scoring
 from editguard.edits.request import EditRequest
 from editguard.models.loading import LoadedModel
 
@@ -36,10 +37,12 @@ class Trajectory:
     def __init__(self, *, loaded: LoadedModel, editor: Editor, edits: Sequence[EditRequest],
                  checkpoints: Sequence[int], batch_size: int, benchmarks: Mapping[str, Benchmark],
                  baselines: Mapping[str, BenchmarkResult], backend: Backend,
-                 whole: bool = False) -> None:
+                 whole: bool = False, progress: Progress = silent) -> None:
         self._live: _Live | None = _Live(loaded, editor, backend)
         self.whole = whole  # one editor call for all the edits, even none (an edited checkpoint)
         self.method = str(getattr(editor, "name", type(editor).__name__))
+        self.progress = progress
+        self.label = f"{loaded.label}-{self.method}"
         self.edits = list(edits)
         self.checkpoints = sorted(checkpoints)
         self.batch_size = batch_size
@@ -105,7 +108,8 @@ class Trajectory:
         results: dict[str, BenchmarkResult] = {}
         ids = [e.case_id for e in self.edits[:n]]
         for name, bench in self.benchmarks.items():
-            results[name] = bench.evaluate(backend, ids if bench.needs_edits else None)
+            with scoring(backend, self.progress, f"{self.label} n={n}: scoring {name}"):
+                results[name] = bench.evaluate(backend, ids if bench.needs_edits else None)
         self.timings["score_s"] += time.perf_counter() - start
         if backend.nonfinite > before:
             self.stopped = Outcome("collapsed", message=(
@@ -137,7 +141,9 @@ class Trajectory:
                 self.edit_stats += [{"case_ids": ids, **stats} for stats in self.handle.batches]
                 self.applied = n
             return
+        phase = f"{self.label}: edits"
         while self.applied < n:
+            self.progress(phase, self.applied, n)
             batch = self.edits[self.applied : min(self.applied + self.batch_size, n)]
             handle = live.editor.apply(live.loaded.model, live.loaded.tokenizer, batch)
             for stats in handle.batches:
@@ -147,6 +153,8 @@ class Trajectory:
             else:
                 self.handle.merge(handle)
             self.applied += len(batch)
+            if self.applied >= n:
+                self.progress(phase, self.applied, n)
 
     def diagnostics(self, n: int) -> dict[str, Any]:
         """What the editor measured up to checkpoint ``n``: every batch's stats, and the

@@ -60,7 +60,7 @@ class Row:
                 out[key] = None  # JSON has no NaN; a collapsed model is told by ``status``
         for key in ("interval", "edited_interval"):
             if out[key] is not None:
-                out[key] = list(out[key])
+                out[key] = list(out[key]) if all(map(math.isfinite, out[key])) else None
         return out
 
     @classmethod
