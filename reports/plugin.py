@@ -175,6 +175,12 @@ def pytest_terminal_summary(
         terminalreporter.section(SECTION_TITLE)
         for line in table.render_text(rows).splitlines():
             terminalreporter.write_line(line)
+    if rows:
+        from editguard.reports import timings
+
+        spent = timings.describe(rows)
+        if spent:
+            terminalreporter.write_line(spent)
     for problem in collector.problems.values():
         terminalreporter.write_line(problem, yellow=True)
     if collector.written:

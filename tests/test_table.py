@@ -162,3 +162,20 @@ def test_no_rows() -> None:
                                                 "0 failed")
     assert "0 (model, method, n_edits) lines" in render_markdown([])
     assert render_csv([]).strip() == ",".join(COLUMNS)
+
+
+def test_time_per_phase_sums_each_groups_furthest_checkpoint() -> None:
+    from editguard.reports.timings import describe, per_phase
+
+    def timed(method: str, n: int, edit_s: float) -> Row:
+        return row(method, n, "mmlu", "acc", "capability", baseline=0.5, edited=0.5, provenance={
+            "timings": {"load_s": 2.0, "baseline_s": 10.0, "prepare_s": 1.0, "edit_s": edit_s,
+                        "score_s": 3.0 * n}})
+
+    rows = [timed("rome", 1, 1.0), timed("rome", 10, 9.0), timed("memit", 10, 5.0)]
+    assert per_phase(rows) == {"load_s": 4.0, "baseline_s": 20.0, "prepare_s": 2.0,
+                               "edit_s": 14.0, "score_s": 60.0}
+    assert describe(rows) == ("editguard time per phase (summed over workers): load 4.0 s, "
+                              "baselines 20.0 s, statistics/training 2.0 s, editing 14.0 s, "
+                              "scoring 60.0 s")
+    assert describe(ROWS) is None  # rows without timings
