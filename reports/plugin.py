@@ -37,6 +37,11 @@ class RowCollector:
     def rows(self) -> list[Row]:
         return [row for rows in self._by_node.values() for row in rows]
 
+    def replace(self, rows: list[Row]) -> None:
+        """Put ``rows`` (the same rows in the same order, some re-judged) in place of ours."""
+        flat = iter(rows)
+        self._by_node = {node: [next(flat) for _ in kept] for node, kept in self._by_node.items()}
+
     @pytest.hookimpl(tryfirst=True)  # before --junitxml reads the properties
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         rows: list[Row] = []
@@ -89,6 +94,13 @@ def collected_rows(config: pytest.Config) -> list[Row] | None:
     """Every row the run's tests shipped so far, on the controller; None on an xdist worker."""
     collector = config.stash.get(_COLLECTOR, None)
     return None if collector is None else collector.rows
+
+
+def replace_rows(config: pytest.Config, rows: list[Row]) -> None:
+    """Re-judged rows for the table and report files (``collected_rows``' order, one for one)."""
+    collector = config.stash.get(_COLLECTOR, None)
+    if collector is not None:
+        collector.replace(rows)
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:

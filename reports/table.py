@@ -166,6 +166,8 @@ _MODE_MEANING = {
     "point": "the point change against its limit",
     "ci": "fails only when the interval shows damage past its limit",
     "noninferiority": "passes only when the interval shows no damage past its limit",
+    "ci-holm": "fails only when Holm's step-down over the run's ci verdicts shows damage past "
+               "its limit",
 }
 
 

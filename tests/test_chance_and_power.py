@@ -55,3 +55,43 @@ def test_items_needed_is_the_normal_approximation():
 def test_advice_takes_the_largest_need_per_column():
     found = advice([row(baseline_sd=0.3), row(baseline_sd=0.5), row(limits={"min": 0.9})])
     assert [(a.column, a.needed, a.scored) for a in found] == [("mmlu.acc", 1570, 100)]
+
+
+def holm_row(n: int, p: float, passed: bool = True) -> Row:
+    return Row(
+        "m", "rome", n, "mmlu", "acc", "capability", 0.5, 0.4, "drop <= 5.0 pt", passed,
+        limits={"max_drop": 5.0}, modes={"max_drop": "ci"}, mode="ci", p_damage=p)
+
+
+def test_holm_steps_down_and_fails_only_what_it_rejects():
+    from editguard.verdicts.family import holm
+
+    # alpha 0.025 over 4 planned verdicts: bounds 0.00625, 0.00833, 0.0125, 0.025
+    rows = [holm_row(1, 0.004, passed=False), holm_row(2, 0.008), holm_row(3, 0.02),
+            holm_row(4, 0.5)]
+    adjusted, newly = holm(rows, 0.025, planned=4)
+    assert [r.passed for r in adjusted] == [False, False, True, True]
+    assert [r.n_edits for r in newly] == [2]  # its test passed (0.008 >= 0.025 / 4)
+    assert all(r.mode == "ci-holm" for r in adjusted)
+    assert "Holm's step-down over 4 ci verdicts shows damage past the limit (p = 0.008)" in \
+        adjusted[1].message
+    # Holm stops at the first p above its bound: 0.02 >= 0.0125 keeps n=3 from failing,
+    # although 0.02 < 0.025 would fail it uncorrected
+    strict, _ = holm(rows, 0.025, planned=40)  # 0.004 >= 0.025 / 40: Holm rejects nothing
+    assert [r.passed for r in strict] == [False, True, True, True]  # the test's own failure stays
+    other = Row("m", "rome", 1, "efficacy", "rewrite", "efficacy", 0.0, 0.9, ">= 0.90", True,
+                limits={"min": 0.9}, modes={"min": "ci"})
+    assert holm([other], 0.025, 1)[0] == [other]  # not a drop verdict: untouched
+
+
+def test_a_ci_drop_verdict_under_holm_fails_at_the_bonferroni_bound():
+    from editguard.verdicts.thresholds import Evidence, Threshold, p_damage
+
+    limit = Threshold("mmlu", "acc", "max_drop", 5.0, "ci")
+    # a drop of 9 pt with se 1.5 pt: p that the drop is within 5 pt = Phi(-4/1.5) = 0.0038
+    p = p_damage(-0.09, 0.015, 5.0)
+    assert p == pytest.approx(stats.norm.cdf(-4.0 / 1.5))
+    shown = limit.check(0.5, 0.41, "c", evidence=Evidence(100, 0.95, (-0.12, -0.06), None, p, 4))
+    assert not shown.passed and "< 0.0063 (Bonferroni over 4 ci verdicts)" in shown.reason
+    many = limit.check(0.5, 0.41, "c", evidence=Evidence(100, 0.95, (-0.12, -0.06), None, p, 40))
+    assert many.passed  # 0.0038 >= 0.025 / 40: not shown once 40 verdicts share the error rate

@@ -219,6 +219,7 @@ def test_a_collapsed_model_fails_with_model_collapsed_and_other_cases_go_on(pyte
     (["--edited", "/tmp/x", "--base", "smollm2-135m", "--benchmarks", "efficacy"],
      "efficacy needs the facts that were edited; pass the edit file"),
     (["--edited", "/tmp/x", "--models", "smollm2-135m"], "give its base with --base, not --models"),
+    (["--holm"], "--holm corrects ci-mode drop verdicts, and this run takes none"),
 ])
 def test_bad_input_is_a_usage_error_that_names_the_value(pytester, args, message):
     result = run_inline(pytester, *args, "--collect-only")

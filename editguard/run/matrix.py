@@ -67,6 +67,18 @@ class Matrix:
                                         benchmark_registry.label(bench), bench_kind))
         return sorted(out, key=Case.sort_key)
 
+    def ci_drop_verdicts(self) -> int:
+        """How many (case, metric) verdicts of this matrix are drops judged in ci mode."""
+        count = 0
+        for kind in kinds.KINDS:
+            for case in self.cases(kind):
+                bench = benchmark_registry.resolve(self.benchmark_spec(case.benchmark))
+                for metric in bench.metrics:
+                    count += any(t.kind == "max_drop" and t.mode == "ci" for t in
+                                 self.thresholds.lookup(case.benchmark, metric.name,
+                                                        metric.primary))
+        return count
+
     def to_dict(self) -> dict[str, Any]:
         return {"models": [dataclasses.asdict(m) for m in self.models],
                 "methods": list(self.methods), "n_edits": list(self.n_edits),
@@ -136,7 +148,7 @@ def build(*, models: Sequence[str], methods: Sequence[str], n_edits: Sequence[st
           trust_remote_code: bool, cache_dir: Path, thresholds_file: Path | None,
           max_drop: Sequence[str], min_score: Sequence[str], backend: str = "hf",
           verdict_mode: str | None = None, confidence: float | None = None,
-          edited: str | None = None) -> Matrix:
+          edited: str | None = None, holm: bool = False) -> Matrix:
     """Validate everything a run needs that can be checked without loading a model. With
     ``edited`` (a checkpoint edited elsewhere), ``models`` is its one base model, no method
     runs, and the one n_edits is the number of edits in the edit file (0 without one)."""
@@ -175,7 +187,7 @@ def build(*, models: Sequence[str], methods: Sequence[str], n_edits: Sequence[st
         raise MatrixError(f"--models {','.join(models)}: two models share the short name "
                           f"{[m.label for m in model_specs]}; give them distinct directory names")
     thresholds = ThresholdSet.from_sources(thresholds_file, max_drop, min_score, verdict_mode,
-                                           confidence)
+                                           confidence, holm)
     known = {**benchmark_registry.metric_names(),
              **benchmark_registry.metric_names(list(dict.fromkeys(benchmarks)))}
     thresholds.validate(known)
@@ -188,12 +200,20 @@ def build(*, models: Sequence[str], methods: Sequence[str], n_edits: Sequence[st
         schema = getattr(editor_registry.resolve(spec), "settings", None)
         if dataclasses.is_dataclass(schema) and isinstance(schema, type):
             settings.build(schema, method_options.get(label, {}), f"--method-opt {label}")
-    return Matrix(models=model_specs, methods=tuple(dict.fromkeys(methods)),
+    matrix = Matrix(models=model_specs, methods=tuple(dict.fromkeys(methods)),
                   n_edits=counts or parse_n_edits(n_edits),
                   benchmarks=tuple(dict.fromkeys(benchmarks)),
                   batch_size=batch_size, edits=edits, seed=seed, bench_options=bench_options,
                   method_options=method_options, cache_dir=cache_dir, thresholds=thresholds,
                   backend=backend, edited=checkpoint_spec)
+    if not thresholds.holm:
+        return matrix
+    family = matrix.ci_drop_verdicts()
+    if family == 0:
+        raise MatrixError("--holm corrects ci-mode drop verdicts, and this run takes none; pass "
+                          "--verdict-mode ci, or set mode = \"ci\" on a max_drop limit of the "
+                          "thresholds file")
+    return dataclasses.replace(matrix, thresholds=dataclasses.replace(thresholds, family=family))
 
 
 def _edited(edited: str, *, models: Sequence[str], methods: Sequence[str], n_edits: Sequence[str],

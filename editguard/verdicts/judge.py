@@ -10,7 +10,7 @@ from editguard.benchmarks.base import Benchmark
 from editguard.case import Case, Outcome
 from editguard.verdicts.paired import mean_interval, paired_difference
 from editguard.verdicts.row import Row
-from editguard.verdicts.thresholds import Evidence, ThresholdSet
+from editguard.verdicts.thresholds import Evidence, ThresholdSet, p_damage
 
 
 def _sd(values: list[float]) -> float | None:
@@ -43,7 +43,11 @@ def judge(case: Case, bench: type[Benchmark], outcome: Outcome, thresholds: Thre
         paired = paired_difference(outcome.baseline, outcome.edited, metric.name,
                                    thresholds.confidence)
         alone = mean_interval(outcome.edited, metric.name, thresholds.confidence)
-        evidence = Evidence(paired.n, thresholds.confidence, paired.interval, alone.interval)
+        drop_limit = next((t.limit for t in limits if t.kind == "max_drop"), None)
+        damage = (p_damage(paired.mean, paired.se, drop_limit)
+                  if drop_limit is not None and paired.n else None)
+        evidence = Evidence(paired.n, thresholds.confidence, paired.interval, alone.interval,
+                            damage, thresholds.family if thresholds.holm else 0)
         verdicts = [t.check(base, edited, case.label, metric=metric.name, evidence=evidence)
                     for t in limits]
         bad = [v.reason for v in verdicts if not v.passed]
@@ -55,6 +59,6 @@ def judge(case: Case, bench: type[Benchmark], outcome: Outcome, thresholds: Thre
                         interval=paired.interval,
                         confidence=paired.confidence if paired.n else None,
                         p_value=paired.p_value, delta_se=paired.se if paired.n else None,
-                        edited_interval=alone.interval,
+                        edited_interval=alone.interval, p_damage=damage,
                         baseline_sd=_sd(outcome.baseline.defined(metric.name))))
     return rows, failures

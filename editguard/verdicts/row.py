@@ -36,6 +36,8 @@ class Row:
     p_value: float | None = None  # exact McNemar, for 0/1 metrics
     delta_se: float | None = None  # bootstrap standard error of the delta
     baseline_sd: float | None = None  # per-item standard deviation of the baseline's scores
+    # one-sided p-value that the drop is within the max_drop limit (normal approximation)
+    p_damage: float | None = None
     edited_interval: tuple[float, float] | None = None  # bootstrap interval of the edited score
     # the verdict: the mode that decided it ("point", "ci", "noninferiority"; None without a
     # threshold) and the limits applied, by kind: {"max_drop": 5.0 (points), "min": 0.9}
@@ -54,7 +56,7 @@ class Row:
         out = dataclasses.asdict(self)
         out["delta"] = self.delta
         for key in ("baseline", "edited", "delta", "stderr", "p_value", "delta_se",
-                    "baseline_sd"):
+                    "baseline_sd", "p_damage"):
             value = out[key]
             if isinstance(value, float) and not math.isfinite(value):
                 out[key] = None  # JSON has no NaN; a collapsed model is told by ``status``

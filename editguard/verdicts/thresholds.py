@@ -68,6 +68,25 @@ class Evidence:
     confidence: float
     delta: tuple[float, float] | None = None
     edited: tuple[float, float] | None = None
+    # with --holm: the one-sided p-value of "the drop is within the limit" and the number of
+    # ci-mode drop verdicts the run takes (a ci drop verdict then fails when p < alpha / family)
+    p_damage: float | None = None
+    family: int = 0
+
+
+def one_sided_alpha(confidence: float) -> float:
+    """The error rate of one bound of a two-sided interval: 0.025 at 95%."""
+    return (1.0 - confidence) / 2.0
+
+
+def p_damage(delta: float, se: float, limit_pt: float) -> float:
+    """One-sided p-value of H0 "the true drop is within ``limit_pt``" (delta >= -limit), by the
+    normal approximation with the bootstrap standard error ``se`` of ``delta``."""
+    from scipy import stats
+
+    if se <= 0:
+        return 0.0 if delta < -limit_pt / 100.0 else 1.0
+    return float(stats.norm.cdf((delta + limit_pt / 100.0) / se))
 
 
 def check_mode(value: object, where: str) -> Mode:
@@ -212,15 +231,27 @@ class Threshold:
         allowed = self.limit + 100.0 * TOLERANCE
         if mode == "point":
             passed = drop <= allowed
+        elif mode == "ci" and evidence is not None and evidence.family > 0:  # --holm
+            assert evidence.p_damage is not None
+            bound = one_sided_alpha(evidence.confidence) / evidence.family
+            passed = evidence.p_damage >= bound
+            return Verdict(passed, (
+                f"{label} {_change_text(drop, allowed)} ({scores}), {limit}, "
+                f"{'passed' if passed else 'failed'}: p = {evidence.p_damage:.2g} that the drop "
+                f"is within the limit, {'>=' if passed else '<'} {bound:.2g} (Bonferroni over "
+                f"{evidence.family} ci verdicts), {tail}"), mode)
         elif mode == "ci":  # fail only when even the interval's top shows a drop past the limit
             assert bounds is not None
             passed = -100.0 * bounds[1] <= allowed
         else:  # noninferiority: pass only when even the interval's bottom is within the limit
             assert bounds is not None
             passed = -100.0 * bounds[0] <= allowed
-        change = f"dropped {drop:.1f} pt" if drop > allowed else f"changed {-drop:+.1f} pt"
-        return Verdict(passed, f"{label} {change} ({scores}), {limit}, {_decided(mode, passed)}"
-                               f"{tail}", mode)
+        return Verdict(passed, f"{label} {_change_text(drop, allowed)} ({scores}), {limit}, "
+                               f"{_decided(mode, passed)}{tail}", mode)
+
+
+def _change_text(drop: float, allowed: float) -> str:
+    return f"dropped {drop:.1f} pt" if drop > allowed else f"changed {-drop:+.1f} pt"
 
 
 def _percent(confidence: float) -> str:
@@ -246,6 +277,7 @@ class _File:
     limits: Parsed
     mode: Mode | None = None
     confidence: float | None = None
+    holm: bool | None = None
 
 
 def _parse_entry(entry: str, key: str, kind: Kind, value: object) -> tuple[float, Mode | None]:
@@ -275,17 +307,20 @@ def _parse_entry(entry: str, key: str, kind: Kind, value: object) -> tuple[float
     return float(value), mode
 
 
-def _parse_verdict(where: str, table: object) -> tuple[Mode | None, float | None]:
+def _parse_verdict(where: str, table: object) -> tuple[Mode | None, float | None, bool | None]:
     if not isinstance(table, dict):
         raise ThresholdError(f"{where}: 'verdict' = {table!r} is not a table; {_FILE_SHAPE}")
-    unknown = sorted(set(table) - {"mode", "confidence"})
+    unknown = sorted(set(table) - {"mode", "confidence", "holm"})
     if unknown:
         raise ThresholdError(f"{where}: unknown key(s) {unknown} in [verdict]; expected only "
-                             "mode and confidence")
+                             "mode, confidence and holm")
     mode = check_mode(table["mode"], f"{where}: [verdict]") if "mode" in table else None
     confidence = (check_confidence(table["confidence"], f"{where}: [verdict]")
                   if "confidence" in table else None)
-    return mode, confidence
+    holm = table.get("holm")
+    if holm is not None and not isinstance(holm, bool):
+        raise ThresholdError(f"{where}: [verdict] holm = {holm!r} is not true or false")
+    return mode, confidence, holm
 
 
 def _parse_file(path: Path) -> _File:
@@ -304,7 +339,7 @@ def _parse_file(path: Path) -> _File:
     unknown = sorted(set(data) - {"thresholds", "verdict"})
     if unknown:
         raise ThresholdError(f"{where}: unknown top-level key(s) {unknown}; {_FILE_SHAPE}")
-    mode, confidence = _parse_verdict(where, data.get("verdict", {}))
+    mode, confidence, holm = _parse_verdict(where, data.get("verdict", {}))
     tables = data.get("thresholds", {})
     if not isinstance(tables, dict):
         raise ThresholdError(f"{where}: 'thresholds' = {tables!r} is not a table; {_FILE_SHAPE}")
@@ -323,7 +358,7 @@ def _parse_file(path: Path) -> _File:
         for key, value in entries.items():
             entry = f"{where}: [thresholds.{kind}] {key!r} = {value!r}"
             out[(kind, key.strip())] = _parse_entry(entry, key, kind, value)
-    return _File(out, mode, confidence)
+    return _File(out, mode, confidence, holm)
 
 
 def _parse_option(kind: Kind, text: str) -> dict[tuple[Kind, str], float]:
@@ -356,6 +391,8 @@ class ThresholdSet:
     thresholds: tuple[Threshold, ...] = ()
     mode: Mode = DEFAULT_MODE  # of every threshold that does not set its own
     confidence: float = DEFAULT_CONFIDENCE  # of the intervals the verdicts use
+    holm: bool = False  # Holm's correction over the run's ci-mode drop verdicts (--holm)
+    family: int = 0  # how many ci-mode drop verdicts the run plans (set with holm)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "thresholds", tuple(self.thresholds))
@@ -373,7 +410,7 @@ class ThresholdSet:
     @classmethod
     def from_sources(
         cls, path: Path | None, max_drop: Sequence[str] = (), min_score: Sequence[str] = (),
-        mode: str | None = None, confidence: float | None = None,
+        mode: str | None = None, confidence: float | None = None, holm: bool = False,
     ) -> ThresholdSet:
         """Read ``path`` (TOML), then let ``--max-drop``/``--min-score`` strings override its
         limits; ``mode`` (``--verdict-mode``) overrides every mode of the file, and
@@ -396,7 +433,7 @@ class ThresholdSet:
                                         None if forced else own))
         return cls(tuple(thresholds), forced or parsed.mode or DEFAULT_MODE,
                    check_confidence(confidence, "--confidence") if confidence is not None
-                   else parsed.confidence or DEFAULT_CONFIDENCE)
+                   else parsed.confidence or DEFAULT_CONFIDENCE, holm or bool(parsed.holm))
 
     def lookup(self, benchmark: str, metric: str, primary: bool) -> list[Threshold]:
         """Thresholds on ``benchmark.metric``; bare-``benchmark`` ones too if it is primary."""
@@ -439,4 +476,6 @@ class ThresholdSet:
         for t in self.thresholds:
             out[t.kind][t.key] = t.limit if t.mode is None else {"limit": t.limit, "mode": t.mode}
         out["verdict"] = {"mode": self.mode, "confidence": self.confidence}
+        if self.holm:
+            out["verdict"]["holm"] = True
         return out
