@@ -93,7 +93,18 @@ def test_xdist_gives_the_same_results_as_one_process(pytester, tiny_dir, tmp_pat
     assert "editguard degradation" in serial.stdout.str()
     serial.stdout.fnmatch_lines(["*tiny-llama*rome*2*"])
     parallel = run(pytester, *tiny_args(tiny_dir, tmp_path / "c2", tmp_path / "r2"), "-n", "2",
-                   "-v")
+                   "-v", "--junitxml", str(tmp_path / "junit.xml"))
+    # the workers' progress lines ("[gw0] tiny-llama-rome: edits: 1/2") do not break the outcome
+    # lines or the JUnit file, whose cases carry the numbers
+    assert re.search(r"^\[gw\d\] tiny-llama-(ft|rome): edits: 2/2 in ", parallel.stderr.str(),
+                     re.MULTILINE)
+    assert "\r" not in parallel.stderr.str()
+    import xml.etree.ElementTree as ElementTree
+
+    cases = list(ElementTree.parse(tmp_path / "junit.xml").iter("testcase"))
+    assert len(cases) == 12
+    named = {p.get("name") for c in cases for p in c.iter("property")}
+    assert "editguard.facts.acc.interval_pt" in named and "editguard_rows" not in named
     assert "editguard degradation" in parallel.stdout.str()
     assert serial.ret == parallel.ret
     one, two = rows(tmp_path / "r0"), rows(tmp_path / "r2")
