@@ -66,8 +66,12 @@ class Checkpoint:
               requests: Sequence[EditRequest]) -> EditHandle:
         handle = EditHandle.snapshot(model, sorted(self._changed))
         params = dict(model.named_parameters())
-        for name, tensor in self._changed.items():
-            params[name].copy_(tensor.to(params[name].device))
+        try:
+            for name, tensor in self._changed.items():
+                params[name].copy_(tensor.to(params[name].device))
+        except BaseException:
+            handle.restore()  # a copy that failed half way leaves the base as it was
+            raise
         handle.batches.append({"checkpoint": self.spec.source,
                                "changed_parameters": len(self._changed)})
         return handle

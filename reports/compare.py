@@ -49,11 +49,18 @@ class SavedRuns:
         if self.against is not None:
             self.comparison = saved.compare(rows, self.against.rows, self.max_drop_pt,
                                             saved_name=self.against.name)
-            if self.comparison.regressions and session.exitstatus == pytest.ExitCode.OK:
+            # a gate that compared nothing must not pass in silence (a renamed model, say)
+            empty_gate = self.max_drop_pt is not None and not self.comparison.changes
+            if empty_gate:
+                self.notes.append(f"editguard: --compare-max-drop had no row in common with "
+                                  f"saved run {self.against.name} to gate on; the run fails")
+            if ((self.comparison.regressions or empty_gate)
+                    and session.exitstatus == pytest.ExitCode.OK):
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
         if self.save_as is None:
             return
-        stopped = session.exitstatus == pytest.ExitCode.INTERRUPTED
+        stopped = (session.exitstatus == pytest.ExitCode.INTERRUPTED
+                   or bool(session.shouldstop) or bool(session.shouldfail))  # -x, --maxfail
         if not rows or stopped:
             kept = (f"the saved run {self.save_as} is kept as it was"
                     if self.save_as in saved.names(self.cache_dir) else "nothing was saved")

@@ -39,7 +39,7 @@ BASELINE_COLOUR = "#222222"
 LINE_STYLES = ("-", "--", ":", "-.")
 PARAM_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 DODGE = 0.025  # sideways offset between methods: decades on a log axis, else of the x span
-BAND_LABEL = "95% interval"
+BAND_LABEL = "interval of the score"
 BASELINE_LABEL = "baseline"
 FAIL_REGION_LABEL = "fail region"
 FAILED_LABEL = "failed verdict"
@@ -47,12 +47,18 @@ NO_SCORE_LABEL = "no score"
 SHARED_LABELS = (BAND_LABEL, BASELINE_LABEL, FAIL_REGION_LABEL, FAILED_LABEL, NO_SCORE_LABEL)
 CURVES_HELP = (
     "Score after n sequential edits, one line per method (points of equal score are set slightly "
-    "apart); shaded bands: 95% interval of the edited score (baseline + paired interval of the "
+    "apart); shaded bands: {confidence} interval of the edited score (baseline + paired interval of the "
     "delta); dashed: the unedited baseline; red region: scores that fail the threshold; red X: a "
     "failed verdict; triangle at the bottom: no score (collapsed or error)."
 )
 
 Box = tuple[float, float]
+
+
+def _confidence(rows: Sequence[Row]) -> str:
+    """``95%``: the confidence of the rows' intervals (the run's ``--confidence``)."""
+    found = next((row.confidence for row in rows if row.confidence), 0.95)
+    return f"{100 * found:g}%"
 
 _CSS = """
 body { font-family: -apple-system, "Segoe UI", "DejaVu Sans", Arial, sans-serif; margin: 24px;
@@ -638,7 +644,7 @@ def _failures_html(rows: Sequence[Row]) -> str:
 def _model_html(model: str, rows: Sequence[Row]) -> str:
     colours = _method_colours(rows)
     parts = [f'<section class="model" data-model="{_e(model)}">', f"<h2>{_e(model)}</h2>",
-             "<h3>Degradation curves</h3>", f"<p>{_e(CURVES_HELP)}</p>", '<div class="figures">']
+             "<h3>Degradation curves</h3>", f"<p>{_e(CURVES_HELP.format(confidence=_confidence(rows)))}</p>", '<div class="figures">']
     for benchmark in _benchmarks(rows):
         uri = curve_figure(rows, benchmark, colours)
         alt = f"degradation curves of {model} on {benchmark}"

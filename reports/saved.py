@@ -168,9 +168,16 @@ def _key(row: Row) -> Key:
 
 
 def _fingerprint(row: Row) -> str | None:
-    model = row.provenance.get("model")
-    value = model.get("fingerprint") if isinstance(model, dict) else None
-    return value if isinstance(value, str) and value else None
+    """The scored weights: the model's fingerprint, and an --edited checkpoint's after it."""
+    parts = []
+    for section, inner in (("model", None), ("method", "details")):
+        found: object = row.provenance.get(section)
+        if inner is not None:
+            found = found.get(inner) if isinstance(found, dict) else None
+        value = found.get("fingerprint") if isinstance(found, dict) else None
+        if isinstance(value, str) and value:
+            parts.append(value)
+    return "+".join(parts) or None
 
 
 def _score(row: Row) -> float | None:

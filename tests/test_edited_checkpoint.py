@@ -72,6 +72,11 @@ def test_a_checkpoint_of_another_architecture_or_tokenizer_is_refused(tiny_base,
                                              r"differ \(e\.g\. '<acme-fact>'\)"):
         check_compatible(ModelSpec(str(tiny_base)), ModelSpec(str(retokenized)), HOME)
     check_compatible(ModelSpec(str(tiny_base)), ModelSpec(str(tiny_base)), HOME)  # itself: fine
+    weights_only = tmp_path / "tiny-weights-only"  # saved without its tokenizer, as some tools do
+    tiny_model("llama", len(tokenizer)).save_pretrained(weights_only)
+    with pytest.raises(ModelLoadError, match=r"has no tokenizer editguard can read .*copy the "
+                                             r"base model's tokenizer files into it"):
+        check_compatible(ModelSpec(str(tiny_base)), ModelSpec(str(weights_only)), HOME)
 
 
 def test_the_suite_refuses_a_mismatched_checkpoint_before_loading_weights(pytester, tiny_base,

@@ -33,7 +33,8 @@ def test_a_terminal_gets_one_line_rewritten_in_place_and_kept_when_done():
     for done in range(0, 11):
         clock.now = done * 0.05  # every 50 ms: redrawn at most every 200 ms
         progress("edits", done, 10)
-    assert all(line.startswith("\r") for line in out) and len(out) < 11
+    assert out[0] == "\nedits: 0/10\x1b[K"  # a line of its own, off pytest's line of dots
+    assert all(line.startswith("\r") for line in out[1:]) and len(out) < 11
     assert out[-1] == "\redits: 10/10 in 0.5 s, 20.0/s\x1b[K\n"
 
 
@@ -45,6 +46,10 @@ def test_a_phase_that_resumes_counts_its_rate_from_where_it_resumed():
     clock.now = 4.0
     progress("edits", 30, 30)
     assert out[-1] == "edits: 30/30 in 4.0 s, 5.0/s\n"
+    progress("memit edits", 0, 3)
+    clock.now = 24.0
+    progress("memit edits", 1, 3)
+    assert out[-1] == "memit edits: 1/3 (20.0 s each)\n"  # slow steps: seconds each, not 0.0/s
 
 
 def test_scoring_reports_a_backends_batches_and_detaches_after():

@@ -357,3 +357,14 @@ def test_a_stopped_run_does_not_replace_a_saved_one(project: pytest.Pytester) ->
     result.stdout.fnmatch_lines(["editguard: this run was stopped before it finished, so it was "
                                  "not saved as base; the saved run base is kept as it was"])
     assert (project.path / "home" / "runs" / "base.json").read_text() == before
+
+
+def test_a_run_cut_short_by_maxfail_does_not_replace_a_saved_one(project: pytest.Pytester) -> None:
+    run(project, "--save", "base", "-q")
+    before = (project.path / "home" / "runs" / "base.json").read_text()
+    project.makepyfile(test_aa_fails="def test_fails():\n    assert False\n")
+    result = run(project, "--save", "base", "-x")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["editguard: this run was stopped before it finished, so it was "
+                                 "not saved as base; the saved run base is kept as it was"])
+    assert (project.path / "home" / "runs" / "base.json").read_text() == before

@@ -364,5 +364,10 @@ def test_interval_verdict_messages_carry_the_numbers() -> None:
         f"[{CASE}]"), "noninferiority")
     ci = Threshold("mmlu", "acc", "max_drop", 5.0, "ci").check(0.50, 0.44, CASE, evidence=evidence)
     assert ci.passed and "damage past the limit is not shown, ci mode" in ci.reason
-    with pytest.raises(ThresholdError, match="ci verdict on mmlu acc .* needs a confidence"):
+    with pytest.raises(ThresholdError, match=r"ci verdict on mmlu acc \[c\] needs evidence"):
         Threshold("mmlu", "acc", "max_drop", 5.0, "ci").check(0.5, 0.4, "c")
+    # no item scored by both: a failed verdict that says why, not an exception
+    empty = Threshold("mmlu", "acc", "max_drop", 5.0, "ci").check(
+        0.5, 0.4, "c", evidence=Evidence(0, 0.95))
+    assert not empty.passed and "needs a confidence interval, and none was computed" in \
+        empty.reason

@@ -43,13 +43,23 @@ def tokenizer_differences(base: PreTrainedTokenizerBase,
     return out
 
 
+def _tokenizer(spec: ModelSpec, home: Path) -> PreTrainedTokenizerBase:
+    where = locate(spec, home)
+    try:
+        return AutoTokenizer.from_pretrained(where, trust_remote_code=spec.trust_remote_code)
+    except (OSError, ValueError, TypeError) as err:
+        raise ModelLoadError(
+            f"{spec.source!r} has no tokenizer editguard can read ({type(err).__name__}: "
+            f"{str(err).splitlines()[0] if str(err) else 'no tokenizer files'}); save it with "
+            "its tokenizer (tokenizer.save_pretrained(DIR)), or copy the base model's "
+            "tokenizer files into it") from None
+
+
 def check_compatible(base: ModelSpec, edited: ModelSpec, home: Path) -> None:
     """Raise ModelLoadError naming what differs when ``edited`` is not ``base`` re-weighted."""
     problems = [f"config {line}" for line in
                 config_differences(read_config(base, home), read_config(edited, home))]
-    tokenizers = [AutoTokenizer.from_pretrained(locate(spec, home),
-                                                trust_remote_code=spec.trust_remote_code)
-                  for spec in (base, edited)]
+    tokenizers = [_tokenizer(spec, home) for spec in (base, edited)]
     problems += [f"tokenizer {line}" for line in tokenizer_differences(*tokenizers)]
     if problems:
         listed = "\n  ".join(problems)

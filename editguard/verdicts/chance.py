@@ -33,7 +33,9 @@ class Chance:
 
     def describe(self) -> str:
         modes = "/".join(self.modes) or "point"
-        return (f"by chance: of {self.verdicts} drop verdicts, about {self.expected:.1f} would "
+        # Holm's bounds are stricter than plain ci's, which this counts them as
+        about = "at most" if "ci-holm" in self.modes else "about"
+        return (f"by chance: of {self.verdicts} drop verdicts, {about} {self.expected:.1f} would "
                 f"fail from item sampling alone if no edit had changed the model ({modes} "
                 "mode, from each delta's standard error)")
 

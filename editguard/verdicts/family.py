@@ -47,15 +47,16 @@ def holm(rows: Sequence[Row], alpha: float, planned: int) -> tuple[list[Row], li
         # a test that failed without a Holm rejection failed on another limit (a minimum)
         passed = not drop_failed and row.passed is not False
         message = row.message
-        if drop_failed and row.passed is not False:
+        if drop_failed and "Holm" not in message and "Bonferroni" not in message:
             message = "; ".join(filter(None, [message, (
                 f"{row.benchmark} {row.metric} dropped {-100.0 * (row.delta or 0.0):.1f} pt "
                 f"({row.baseline:.3f} -> {row.edited:.3f}), limit {row.limits['max_drop']:g} pt,"
                 f" failed: Holm's step-down over {m} ci verdicts shows damage past the limit "
                 f"(p = {row.p_damage:.2g}), {MODE} mode "
                 f"[{row.model} | {row.method} | n={row.n_edits}]")]))
-        adjusted = dataclasses.replace(row, passed=passed, message=message, mode=MODE,
-                                       modes={**row.modes, "max_drop": MODE})
+        modes = {**row.modes, "max_drop": MODE}
+        adjusted = dataclasses.replace(row, passed=passed, message=message, modes=modes,
+                                       mode=" and ".join(dict.fromkeys(modes.values())))
         if drop_failed and row.passed is not False:
             newly.append(adjusted)
         out.append(adjusted)

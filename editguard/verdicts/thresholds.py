@@ -183,10 +183,12 @@ class Threshold:
         if evidence is not None:
             bounds = evidence.delta if self.kind == "max_drop" else evidence.edited
         if mode != "point" and bounds is None and not edited_nan:
-            raise ThresholdError(
-                f"{mode} verdict on {label} [{case}] needs a confidence interval, and none was "
-                "computed (no item was scored by both models); use point mode for it"
-            )
+            if evidence is None:  # a caller's mistake, not the data's
+                raise ThresholdError(f"{mode} verdict on {label} [{case}] needs evidence")
+            return Verdict(False, (
+                f"{label}: a {mode} verdict needs a confidence interval, and none was computed "
+                f"(no item was scored by both models); use point mode for it, {mode} mode "
+                f"[{case}]"), mode)
         tail = f"{mode} mode [{case}]"
         if self.kind == "min":
             return self._check_min(label, edited, edited_nan, bounds, evidence, mode, tail)
