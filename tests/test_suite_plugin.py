@@ -144,7 +144,8 @@ def test_a_noop_editor_fails_efficacy_and_a_damaging_one_fails_capability_with_a
         assert verdict(result, "smollm2-135m-noop-n2-efficacy") == "FAILED"
         assert verdict(result, "smollm2-135m-noop-n2-facts") == "PASSED"
         assert verdict(result, "smollm2-135m-damage-n2-facts") == "FAILED"
-        assert "efficacy rewrite 0.000 below minimum 0.900 [smollm2-135m | noop | n=2]" in out
+        assert ("efficacy rewrite 0.000 (95% interval 0.000 to 0.000, n=2) below minimum 0.900, "
+                "point mode [smollm2-135m | noop | n=2]") in out
         assert "facts acc dropped" in out
     assert sorted(set(workers(parallel).values())) == ["gw0", "gw1"]
     r = rows(tmp_path / "r0")

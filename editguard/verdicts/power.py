@@ -53,8 +53,12 @@ def advice(rows: Sequence[Row], confidence: float = 0.95) -> list[Advice]:
             continue
         column = f"{row.benchmark}.{row.metric}"
         needed = items_needed(row.baseline_sd, limit, row.confidence or confidence)
-        if column not in seen or needed > seen[column].needed:
-            seen[column] = Advice(column, limit, needed, row.n_items)
+        before = seen.get(column)
+        scored = max(row.n_items, before.scored if before else 0)  # the most any case scored
+        if before is None or needed > before.needed:
+            seen[column] = Advice(column, limit, needed, scored)
+        else:
+            seen[column] = dataclasses.replace(before, scored=scored)
     return list(seen.values())
 
 
