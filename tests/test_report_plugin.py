@@ -205,14 +205,17 @@ def test_a_stopped_run_keeps_the_finished_rows(project: pytest.Pytester, xdist: 
     project.makepyfile(test_slow=SLOW_SECOND)
     args = [sys.executable, "-m", "pytest", "-p", "no:editguard", "-p", "no:cacheprovider",
             "test_slow.py", "--report-dir", "out", *xdist]
+    # a shell's background job (`cmd &`) starts with SIGINT ignored, and a child inherits that:
+    # give it the default back, so that Ctrl-C is what reaches pytest however the tests run
     with subprocess.Popen(args, cwd=project.path, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True) as proc:
+                          stderr=subprocess.STDOUT, text=True,
+                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)) as proc:
         deadline = time.monotonic() + 120
         while not (project.path / "started").exists():
             assert proc.poll() is None and time.monotonic() < deadline, proc.stdout
             time.sleep(0.2)
         proc.send_signal(stop)
-        output, _ = proc.communicate(timeout=240)  # writing the report under a loaded CI machine
+        output, _ = proc.communicate(timeout=120)  # writing the report under a loaded CI machine
     assert proc.returncode == pytest.ExitCode.INTERRUPTED, output
     assert "editguard report written to" in output, output
     (row,) = json.loads((project.path / "out" / "results.json").read_text())["results"]
