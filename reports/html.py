@@ -57,7 +57,7 @@ Box = tuple[float, float]
 
 def _confidence(rows: Sequence[Row]) -> str:
     """``95%``: the confidence of the rows' intervals (the run's ``--confidence``)."""
-    found = next((row.confidence for row in rows if row.confidence), 0.95)
+    found = table.confidence(rows) or 0.95
     return f"{100 * found:g}%"
 
 _CSS = """

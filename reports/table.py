@@ -171,13 +171,18 @@ _MODE_MEANING = {
 }
 
 
+def confidence(rows: Sequence[Row]) -> float | None:
+    """The confidence of the rows' intervals (one per run: ``--confidence``), if any has one."""
+    return next((row.confidence for row in rows if row.confidence), None)
+
+
 def legend(rows: Sequence[Row]) -> str | None:
     """What the cells' numbers and verdicts mean: the interval and the deciding modes."""
     found = modes(rows)
-    confidence = next((row.confidence for row in rows if row.confidence), None)
+    level = confidence(rows)
     parts = []
-    if confidence is not None:
-        parts.append(f"(change [interval]) in points, the {100 * confidence:g}% paired "
+    if level is not None:
+        parts.append(f"(change [interval]) in points, the {100 * level:g}% paired "
                      "bootstrap interval of edited - baseline")
     if len(found) == 1:
         parts.append(f"verdicts in {found[0]} mode ({_MODE_MEANING.get(found[0], found[0])})")
@@ -196,10 +201,10 @@ def notes(rows: Sequence[Row]) -> list[str]:
     expected = chance.by_chance(ordered(rows))
     if expected is not None:
         out.append(expected.describe())
-    confidence = next((row.confidence for row in rows if row.confidence), 0.95)
-    needed = power.advice(ordered(rows), confidence)
+    level = confidence(rows) or 0.95
+    needed = power.advice(ordered(rows), level)
     if needed:
-        out.append(power.describe(needed, confidence))
+        out.append(power.describe(needed, level))
     return out
 
 

@@ -14,7 +14,7 @@ from editguard.verdicts.row import Row
 def row(mode: str = "point", se: float | None = 0.025, limit: float = 5.0, **kw: object) -> Row:
     fields: dict = dict(baseline=0.5, edited=0.48, threshold="drop <= 5.0 pt", passed=True,
                         delta_se=se, confidence=0.95, limits={"max_drop": limit},
-                        modes={"max_drop": mode}, mode=mode, n_items=100, baseline_sd=0.5)
+                        modes={"max_drop": mode}, n_items=100, baseline_sd=0.5)
     fields.update(kw)
     return Row("m", "rome", 10, "mmlu", "acc", "capability", **fields)
 
@@ -62,7 +62,7 @@ def test_advice_takes_the_largest_need_per_column():
 def holm_row(n: int, p: float, passed: bool = True) -> Row:
     return Row(
         "m", "rome", n, "mmlu", "acc", "capability", 0.5, 0.4, "drop <= 5.0 pt", passed,
-        limits={"max_drop": 5.0}, modes={"max_drop": "ci"}, mode="ci", p_damage=p)
+        limits={"max_drop": 5.0}, modes={"max_drop": "ci"}, p_damage=p)
 
 
 def test_holm_steps_down_and_fails_only_what_it_rejects():

@@ -14,7 +14,7 @@ from editguard.editors.checkpoint import Checkpoint
 from editguard.models.compatibility import check_compatible
 from editguard.models.loading import load
 from editguard.models.spec import ModelLoadError, ModelSpec
-from tests.test_suite_plugin import REPO, verdict
+from tests.test_suite_plugin import run, run_inline, verdict
 from tests.tiny import prepare_context, save_tiny, tiny_model
 
 pytest_plugins = ["pytester"]
@@ -84,10 +84,8 @@ def test_the_suite_refuses_a_mismatched_checkpoint_before_loading_weights(pytest
     deeper = tmp_path / "tiny-deeper"
     tiny_model("llama", len(tokenizer), layers=3).save_pretrained(deeper)
     tokenizer.save_pretrained(deeper)
-    result = pytester.runpytest(str(REPO / "suites"), "--rootdir", str(REPO), "-c",
-                                str(REPO / "pyproject.toml"), "-p", "no:cacheprovider",
-                                "--edited", str(deeper), "--base", str(tiny_base),
-                                "--collect-only")
+    result = run_inline(pytester, "--edited", str(deeper), "--base", str(tiny_base),
+                        "--collect-only")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     err = result.stderr.str()
     assert f"--edited '{deeper}' is not an edit of --base '{tiny_base}'" in err
@@ -99,11 +97,9 @@ def test_a_damaged_copy_of_the_embedded_model_fails_the_capability_gate(pytester
                                                                        tmp_path):
     monkeypatch.setenv("EDITGUARD_HOME", str(HOME))
     damaged = damaged_copy(HOME / "models" / "smollm2-135m", tmp_path / "smollm2-damaged")
-    result = pytester.runpytest_subprocess(
-        str(REPO / "suites"), "--rootdir", str(REPO), "-c", str(REPO / "pyproject.toml"),
-        "-p", "no:cacheprovider", "--edited", str(damaged), "--base", "smollm2-135m",
-        "--benchmarks", "facts", "--bench-opt", "facts.limit=60", "--editguard-cache",
-        str(tmp_path / "c"), "--report-dir", str(tmp_path / "r"), "-v", timeout=600)
+    result = run(pytester, "--edited", str(damaged), "--base", "smollm2-135m",
+                 "--benchmarks", "facts", "--bench-opt", "facts.limit=60", "--editguard-cache",
+                 str(tmp_path / "c"), "--report-dir", str(tmp_path / "r"), "-v", timeout=600)
     case = "smollm2-135m-edited:smollm2-damaged-n0-facts"
     assert verdict(result, case) == "FAILED"
     out = result.stdout.str()

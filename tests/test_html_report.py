@@ -48,7 +48,7 @@ def row(method: str, n_edits: int, benchmark: str, metric: str, edited: float | 
         **kw: object) -> Row:
     kind = "efficacy" if benchmark == "efficacy" else "capability"
     fields: dict = dict(baseline=0.60, threshold="drop <= 5.0 pt", passed=True,
-                        limits={"max_drop": 5.0}, mode="point")
+                        limits={"max_drop": 5.0}, modes={"max_drop": "point"})
     if "provenance" not in kw:
         fields["provenance"] = provenance(method, n_edits)
     if edited is not None and math.isfinite(edited):
@@ -60,7 +60,7 @@ def row(method: str, n_edits: int, benchmark: str, metric: str, edited: float | 
 
 def efficacy(method: str, n_edits: int, rewrite: float) -> Row:
     return row(method, n_edits, "efficacy", "rewrite", rewrite, baseline=0.1, threshold=">= 0.90",
-               limits={"min": 0.9}, interval=None, edited_interval=(rewrite - 0.05, rewrite),
+               limits={"min": 0.9}, modes={"min": "point"}, interval=None, edited_interval=(rewrite - 0.05, rewrite),
                passed=rewrite >= 0.9)
 
 
@@ -74,8 +74,8 @@ ROWS = [
     row("memit", 100, "mmlu", "acc", None, status="collapsed", passed=False,
         message="model collapsed: NaN logits"),
     row("memit", 100, "facts", "acc", float("nan"), passed=None, threshold=None, limits={},
-        mode=None),
-    row("rome", 100, "facts", "acc", 0.7, passed=None, threshold=None, limits={}, mode=None),
+        modes={}),
+    row("rome", 100, "facts", "acc", 0.7, passed=None, threshold=None, limits={}, modes={}),
 ]  # fmt: skip
 
 

@@ -25,17 +25,18 @@ def data_home(monkeypatch):
 
 
 
-def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    return pytester.runpytest_subprocess(
-        str(REPO / "suites"), "--rootdir", str(REPO), "-c", str(REPO / "pyproject.toml"),
-        "-p", "no:cacheprovider", *args, timeout=900)
+SUITE = (str(REPO / "suites"), "--rootdir", str(REPO), "-c", str(REPO / "pyproject.toml"),
+         "-p", "no:cacheprovider")
+
+
+def run(pytester: pytest.Pytester, *args: str, timeout: float = 900) -> pytest.RunResult:
+    """The user's suite in a pytest subprocess, as a user runs it."""
+    return pytester.runpytest_subprocess(*SUITE, *args, timeout=timeout)
 
 
 def run_inline(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     """In this process (no interpreter start-up): for runs that stop at start-up checks."""
-    return pytester.runpytest(
-        str(REPO / "suites"), "--rootdir", str(REPO), "-c", str(REPO / "pyproject.toml"),
-        "-p", "no:cacheprovider", *args)
+    return pytester.runpytest(*SUITE, *args)
 
 
 def verdict(result: pytest.RunResult, case_id: str) -> str:

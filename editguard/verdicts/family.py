@@ -54,9 +54,8 @@ def holm(rows: Sequence[Row], alpha: float, planned: int) -> tuple[list[Row], li
                 f" failed: Holm's step-down over {m} ci verdicts shows damage past the limit "
                 f"(p = {row.p_damage:.2g}), {MODE} mode "
                 f"[{row.model} | {row.method} | n={row.n_edits}]")]))
-        modes = {**row.modes, "max_drop": MODE}
-        adjusted = dataclasses.replace(row, passed=passed, message=message, modes=modes,
-                                       mode=" and ".join(dict.fromkeys(modes.values())))
+        adjusted = dataclasses.replace(row, passed=passed, message=message,
+                                       modes={**row.modes, "max_drop": MODE})
         if drop_failed and row.passed is not False:
             newly.append(adjusted)
         out.append(adjusted)

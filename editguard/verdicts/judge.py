@@ -29,8 +29,7 @@ def judge(case: Case, bench: type[Benchmark], outcome: Outcome, thresholds: Thre
         limits = thresholds.lookup(case.benchmark, metric.name, metric.primary)
         described = " and ".join(t.describe() for t in limits) or None
         common.update(limits={t.kind: t.limit for t in limits},
-                      modes={t.kind: str(t.mode) for t in limits},
-                      mode=" and ".join(dict.fromkeys(str(t.mode) for t in limits)) or None)
+                      modes={t.kind: str(t.mode) for t in limits})
         if outcome.status != "ok" or outcome.edited is None or outcome.baseline is None:
             base = outcome.baseline.value(metric.name) if outcome.baseline else None
             rows.append(Row(**common, baseline=base, edited=None, threshold=described,

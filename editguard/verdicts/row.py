@@ -39,11 +39,15 @@ class Row:
     # one-sided p-value that the drop is within the max_drop limit (normal approximation)
     p_damage: float | None = None
     edited_interval: tuple[float, float] | None = None  # bootstrap interval of the edited score
-    # the verdict: the mode that decided it ("point", "ci", "noninferiority"; None without a
-    # threshold) and the limits applied, by kind: {"max_drop": 5.0 (points), "min": 0.9}
-    mode: str | None = None
+    # the verdict: the limits applied, by kind: {"max_drop": 5.0 (points), "min": 0.9}, and the
+    # mode that decided each ("point", "ci", "noninferiority", "ci-holm")
     limits: dict[str, float] = dataclasses.field(default_factory=dict)
-    modes: dict[str, str] = dataclasses.field(default_factory=dict)  # by kind, like ``limits``
+    modes: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    @property
+    def mode(self) -> str | None:
+        """The deciding modes, ``"ci"`` or ``"ci and point"``; None without a threshold."""
+        return " and ".join(dict.fromkeys(self.modes.values())) or None
 
     @property
     def delta(self) -> float | None:
@@ -55,6 +59,7 @@ class Row:
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
         out["delta"] = self.delta
+        out["mode"] = self.mode
         for key in ("baseline", "edited", "delta", "stderr", "p_value", "delta_se",
                     "baseline_sd", "p_damage"):
             value = out[key]
