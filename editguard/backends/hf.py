@@ -1,9 +1,11 @@
 """In-memory transformers backend: scores the live (possibly edited) model object.
 
-Speed comes from three things: identical model inputs are run once (the four answer letters of
+Speed comes from four things: identical model inputs are run once (the four answer letters of
 an MMLU question share one forward pass: the input is everything but the last token), an input
-that is a prefix of a longer one reuses the longer one's pass, and the vocabulary projection is
-applied only at the positions a score needs.
+that is a prefix of a longer one reuses the longer one's pass, inputs that share a long prefix
+(a k-shot header and its exemplars) run it once and read it from a KV cache, and the vocabulary
+projection is applied only at the positions a score needs. Generation is batched greedy
+decoding with a KV cache (``editguard.lm.greedy``), with the same shared-prefix reuse.
 """
 
 from __future__ import annotations
@@ -15,11 +17,15 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers import DynamicCache, PreTrainedModel, PreTrainedTokenizerBase
 
 from editguard.backends.base import Generation, Loglikelihood
 from editguard.lm.device import model_device, model_dtype
-from editguard.lm.forward import final_hidden, generate, logits_from_hidden
+from editguard.lm import cache as kv
+from editguard.lm import greedy
+from editguard.lm.cache import run_prefix
+from editguard.lm.forward import final_hidden, logits_from_hidden
+from editguard.lm.prefix import shared_prefixes
 from editguard.lm.tokens import decode, pad_id, right_pad
 
 
@@ -34,14 +40,17 @@ class HFBackend:
     name = "hf"
 
     def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, *,
-                 batch_tokens: int = 8192, max_batch: int = 64) -> None:
+                 batch_tokens: int = 8192, max_batch: int = 64, min_prefix: int = 64) -> None:
         self.model = model
+        self.device = model_device(model)
         self.tokenizer = tokenizer
         self.batch_tokens = batch_tokens
         self.max_batch = max_batch
         # told (requests done, requests in the call) after each forward batch, when set
         self.progress: Callable[[int, int], None] | None = None
         self.nonfinite = 0  # log-likelihoods that came out NaN or infinite: a collapsed model
+        self.truncated = 0  # inputs cut from the left to fit the model's positions
+        self.min_prefix = min_prefix  # shortest shared prefix worth a KV cache, in tokens
         self.max_length = int(getattr(model.config, "max_position_embeddings", 0) or
                               getattr(model.config, "n_positions", 0) or 2048)
 
@@ -69,6 +78,7 @@ class HFBackend:
         seq = whole[:-1]
         first = len(whole) - len(targets) - 1
         overflow = max(0, len(seq) - self.max_length)  # left-truncate over-long inputs
+        self.truncated += overflow > 0
         return _Scored(tuple(seq[overflow:]), first - overflow, tuple(targets))
 
     @torch.no_grad()
@@ -91,34 +101,58 @@ class HFBackend:
         for i, s in enumerate(scored):
             served[owner[s.input_ids]].append(i)
 
+        # Passes that share a long prefix (few-shot exemplars) run it once, from a KV cache; the
+        # prefix must end before the first scored position of every request a pass serves.
+        caps = [min(scored[i].first for i in served[seq]) for seq in passes]
         results: list[Loglikelihood | None] = [None] * len(scored)
-        device = model_device(self.model)
         done = 0
-        for batch in self._batches(passes):
-            ids, mask = right_pad(batch, pad_id(self.tokenizer), device)  # (B, T)
-            hidden = final_hidden(self.model, ids, mask)  # (B, T, d)
-            rows: list[int] = []
-            cols: list[int] = []
-            tokens: list[int] = []
-            spans: list[tuple[int, int, int]] = []
-            for b, seq in enumerate(batch):
-                for i in served[seq]:
-                    s = scored[i]
-                    start = len(rows)
-                    for j, tok in enumerate(s.targets):
-                        rows.append(b)
-                        cols.append(s.first + j)
-                        tokens.append(tok)
-                    spans.append((i, start, len(rows)))
-            picked = hidden[torch.tensor(rows, device=device), torch.tensor(cols, device=device)]
-            logp, greedy = self._score(picked, torch.tensor(tokens, device=device))  # (N,), (N,)
-            self.nonfinite += int((~torch.isfinite(logp)).sum())
-            for i, a, b in spans:
-                results[i] = Loglikelihood(float(logp[a:b].sum()), b - a, bool(greedy[a:b].all()))
-            done += len(spans)
-            if self.progress is not None:
-                self.progress(done, len(scored))
+        for group in shared_prefixes(passes, caps, self.min_prefix):
+            members = sorted((passes[i] for i in group.members), key=lambda s: (-len(s), s))
+            prefix = (run_prefix(self.model, members[0][: group.prefix_len], self.device)
+                      if group.prefix_len else None)
+            for batch in self._batches(members, group.prefix_len):
+                hidden = self._hidden(batch, prefix, group.prefix_len)  # (B, T - P, d)
+                done += self._score_batch(batch, hidden, group.prefix_len, scored, served,
+                                          results)
+                if self.progress is not None:
+                    self.progress(done, len(scored))
         return [r for r in results if r is not None]
+
+    def _hidden(self, batch: list[tuple[int, ...]], prefix: DynamicCache | None,
+                prefix_len: int) -> torch.Tensor:
+        """(B, T - P, d) final hidden states of each pass's tokens after the shared prefix."""
+        pad = pad_id(self.tokenizer)
+        if prefix is None:
+            ids, mask = right_pad(batch, pad, self.device)  # (B, T)
+            return final_hidden(self.model, ids, mask)
+        ids, mask, positions = kv.right_pad([s[prefix_len:] for s in batch], pad, prefix_len,
+                                            self.device)
+        return kv.forward(self.model, ids, mask, positions, kv.repeat(prefix, len(batch)))
+
+    def _score_batch(self, batch: list[tuple[int, ...]], hidden: torch.Tensor, offset: int,
+                     scored: list[_Scored], served: dict[tuple[int, ...], list[int]],
+                     results: list[Loglikelihood | None]) -> int:
+        """Fill ``results`` for every request the batch's passes serve; how many it filled."""
+        rows: list[int] = []
+        cols: list[int] = []
+        tokens: list[int] = []
+        spans: list[tuple[int, int, int]] = []
+        for b, seq in enumerate(batch):
+            for i in served[seq]:
+                s = scored[i]
+                start = len(rows)
+                for j, tok in enumerate(s.targets):
+                    rows.append(b)
+                    cols.append(s.first + j - offset)
+                    tokens.append(tok)
+                spans.append((i, start, len(rows)))
+        device = self.device
+        picked = hidden[torch.tensor(rows, device=device), torch.tensor(cols, device=device)]
+        logp, greedy = self._score(picked, torch.tensor(tokens, device=device))  # (N,), (N,)
+        self.nonfinite += int((~torch.isfinite(logp)).sum())
+        for i, a, b in spans:
+            results[i] = Loglikelihood(float(logp[a:b].sum()), b - a, bool(greedy[a:b].all()))
+        return len(spans)
 
     def _score(self, hidden: torch.Tensor, tokens: torch.Tensor,
                chunk: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
@@ -132,14 +166,17 @@ class HFBackend:
             greedy.append((logits.argmax(dim=-1) == tok).cpu())
         return torch.cat(logps), torch.cat(greedy)
 
-    def _batches(self, passes: list[tuple[int, ...]]) -> list[list[tuple[int, ...]]]:
-        """Longest first; each batch's padded size stays under ``batch_tokens``."""
+    def _batches(self, seqs: list[tuple[int, ...]], prefix_len: int = 0
+                 ) -> list[list[tuple[int, ...]]]:
+        """Longest first; each batch's padded size stays under ``batch_tokens`` (the rows' own
+        tokens) and, after a cached prefix, under 4x that counting the prefix each row reads."""
         batches: list[list[tuple[int, ...]]] = []
         current: list[tuple[int, ...]] = []
-        for seq in passes:  # already sorted by length, longest first
-            width = len(current[0]) if current else len(seq)
-            if current and ((len(current) + 1) * width > self.batch_tokens
-                            or len(current) >= self.max_batch):
+        for seq in seqs:  # sorted by length, longest first
+            width = (len(current[0]) if current else len(seq)) - prefix_len
+            rows = len(current) + 1
+            if current and (rows * width > self.batch_tokens or len(current) >= self.max_batch
+                            or rows * (width + prefix_len) > 4 * self.batch_tokens):
                 batches.append(current)
                 current = []
             current.append(seq)
@@ -150,14 +187,70 @@ class HFBackend:
     # -- generation -------------------------------------------------------------------------
     @torch.no_grad()
     def generate(self, requests: Sequence[Generation]) -> list[str]:
-        """Greedy decoding, one request at a time, cut at the first stop string."""
-        device = model_device(self.model)
-        out: list[str] = []
-        for req in requests:
-            ids = torch.tensor([self.tokenizer(req.context)["input_ids"]], device=device)
-            generated = generate(self.model, ids, pad_id(self.tokenizer), do_sample=False,
-                                 max_new_tokens=req.max_new_tokens)  # (1, T + new)
-            text = decode(self.tokenizer, generated[0, ids.shape[1]:])
-            cuts = [text.find(s) for s in req.stop if s and s in text]
-            out.append(text[: min(cuts)] if cuts else text)
-        return out
+        """Greedy continuations, batched with a KV cache, each cut before its first stop string
+        (and at the end-of-sequence token). Contexts that share a long prefix run it once."""
+        contexts = [self._context(r) for r in requests]
+        eos = frozenset(t for t in (self.tokenizer.eos_token_id,) if t is not None)
+        texts: list[str] = [""] * len(requests)
+        caps = [len(c) - 1 for c in contexts]  # each row keeps one token of its own
+        for group in shared_prefixes(contexts, caps, self.min_prefix):
+            p = group.prefix_len
+            prefix = run_prefix(self.model, contexts[group.members[0]][:p], self.device) if p \
+                else None
+            members = sorted(group.members, key=lambda i: (-len(contexts[i]), contexts[i]))
+            for batch in self._generation_batches(members, contexts, requests, p):
+                def finished(slot: int, tokens: list[int], batch: list[int] = batch) -> bool:
+                    text = decode(self.tokenizer, tokens)
+                    return any(s and s in text for s in requests[batch[slot]].stop)
+
+                new = greedy.decode(self.model, [contexts[i][p:] for i in batch],
+                                    [requests[i].max_new_tokens for i in batch],
+                                    pad=pad_id(self.tokenizer), eos=eos, finished=finished,
+                                    prefix=prefix, prefix_len=p)
+                for i, tokens in zip(batch, new):
+                    texts[i] = cut(decode(self.tokenizer, tokens), requests[i].stop)
+        return texts
+
+    def _context(self, request: Generation) -> list[int]:
+        """The context's tokens, left-truncated so that it and the new tokens fit the model."""
+        if request.max_new_tokens < 0:
+            raise ValueError(f"max_new_tokens {request.max_new_tokens} must be 0 or more")
+        ids = list(self.tokenizer(request.context)["input_ids"])
+        if not ids:
+            raise ValueError("empty context for generation: the model needs at least one token "
+                             "to condition on")
+        room = self.max_length - request.max_new_tokens
+        if room < 1:
+            raise ValueError(f"max_new_tokens {request.max_new_tokens} leaves no room for a "
+                             f"context in the model's {self.max_length} positions")
+        if len(ids) > room:
+            self.truncated += 1
+            ids = ids[-room:]
+        return ids
+
+    def _generation_batches(self, members: list[int], contexts: list[list[int]],
+                            requests: Sequence[Generation], prefix_len: int) -> list[list[int]]:
+        """Batches of request indices (longest first) whose padded contexts plus new tokens stay
+        under the token budget."""
+        batches: list[list[int]] = []
+        current: list[int] = []
+        for i in members:
+            width = (len(contexts[current[0]]) if current else len(contexts[i])) - prefix_len
+            longest = max([requests[j].max_new_tokens for j in current] +
+                          [requests[i].max_new_tokens])
+            rows = len(current) + 1
+            if current and (rows * (width + longest) > self.batch_tokens
+                            or len(current) >= self.max_batch
+                            or rows * (width + longest + prefix_len) > 4 * self.batch_tokens):
+                batches.append(current)
+                current = []
+            current.append(i)
+        if current:
+            batches.append(current)
+        return batches
+
+
+def cut(text: str, stops: Sequence[str]) -> str:
+    """``text`` up to its first stop string (all of it when none occurs)."""
+    found = [text.find(s) for s in stops if s and s in text]
+    return text[: min(found)] if found else text
