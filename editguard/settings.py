@@ -68,6 +68,8 @@ def _coerce(value: Any, default: Any, where: str) -> Any:
             raise ConfigError(f"{where} must be a number, got {value!r}")
         return float(value)
     if isinstance(default, tuple):
+        if isinstance(value, str) and not any(isinstance(x, int) for x in default):
+            value = [part.strip() for part in value.split(",") if part.strip()]  # "a,b" -> a list
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{where} must be a list, got {value!r}")
         kinds = {type(x) for x in default}

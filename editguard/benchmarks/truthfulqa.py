@@ -13,7 +13,7 @@ import dataclasses
 import json
 from typing import ClassVar, Literal
 
-from editguard.benchmarks.base import Choice, Metric, MultipleChoice, subset
+from editguard.benchmarks.base import Choice, Metric, MultipleChoice
 from editguard.data.paths import bigbench_task_path
 from editguard.kinds import Kind
 
@@ -23,6 +23,7 @@ class TruthfulQASettings:
     limit: int = 100  # questions scored (0 = all); a seeded, fixed subset
     primer: bool = False
     source: Literal["offline", "hub"] = "offline"  # BIG-bench truthful_qa, or the hub
+    items: str = ""  # a file of item ids ("bb/12", "hub/3") to score instead of the sample
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,4 +78,4 @@ class TruthfulQA(MultipleChoice):
         head = primer + "\n\n" if opts.primer else ""
         return [Choice(q.id, f"{head}Q: {q.question}\nA:", tuple(" " + c for c in q.choices),
                        q.answer)
-                for q in subset(questions, opts.limit, self.seed)]
+                for q in self.select(questions, lambda q: q.id)]

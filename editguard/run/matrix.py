@@ -195,6 +195,10 @@ def build(*, models: Sequence[str], methods: Sequence[str], n_edits: Sequence[st
     for spec, label in zip(benchmarks, bench_labels):  # keys, types and ranges, before any load
         settings.build(benchmark_registry.resolve(spec).settings, bench_options.get(label, {}),
                        f"--bench-opt {label}")
+        try:  # the options against the data: item files, subjects, shots, data offline
+            benchmark_registry.create(spec, bench_options.get(label, {}), seed=seed).check()
+        except (ValueError, OSError) as err:
+            raise MatrixError(f"--bench-opt {label}: {err}") from None
     method_options = parse_options(method_opts, "--method-opt", labels)
     for spec, label in zip(methods, labels):
         schema = getattr(editor_registry.resolve(spec), "settings", None)
