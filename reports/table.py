@@ -205,6 +205,14 @@ def notes(rows: Sequence[Row]) -> list[str]:
     needed = power.advice(ordered(rows), level)
     if needed:
         out.append(power.describe(needed, level))
+    cut: dict[str, int] = {}
+    for row in rows:  # one count per case (every metric row of a case carries it)
+        if row.truncated and row.metric == next(r.metric for r in rows
+                                                if r.benchmark == row.benchmark):
+            cut[row.benchmark] = max(cut.get(row.benchmark, 0), row.truncated)
+    if cut:
+        out.append("inputs cut from the left to fit the model (the most in one case): " +
+                   ", ".join(f"{name} {count}" for name, count in sorted(cut.items())))
     return out
 
 

@@ -237,6 +237,11 @@ def test_a_collapsed_model_fails_with_model_collapsed_and_other_cases_go_on(pyte
      "--bench-opt mmlu: mmlu num_fewshot 6: each subject has 5 dev exemplars"),
     (["--bench-opt", "mmlu.subjects=virology,astronmy"],
      "'astronmy' is not an MMLU subject (did you mean 'astronomy'?)"),
+    (["--preset", "paper-z"], "--preset 'paper-z' is not a preset; accepted: paper-a, paper-b"),
+    (["--preset", "paper-a", "--benchmarks", "mmlu"], "--preset paper-a chooses the benchmarks"),
+    (["--limit-all", "-2"], "--limit-all -2 must be 0 (all items) or a positive count"),
+    (["--benchmarks", "nq_open"], "pass --bench-opt nq_open.path=FILE, a JSON Lines file"),
+    (["--bench-opt", "closedbook.num_fewshot=9"], "closedbook num_fewshot 9: there are 8"),
     (["--bench-opt", "facts.items=/no/such/ids.txt"],
      "--bench-opt facts: benchmark facts: item file '/no/such/ids.txt' does not exist"),
 ])
@@ -358,3 +363,11 @@ def test_an_unknown_backend_is_a_usage_error_with_a_suggestion(pytester):
     result = run(pytester, "--backend", "hff", "--collect-only")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert "unknown backend 'hff'. Did you mean 'hf'?" in result.stderr.str()
+
+
+def test_a_preset_collects_its_benchmarks_and_names_what_it_leaves_out(pytester):
+    result = run_inline(pytester, "--preset", "paper-b", "--limit-all", "3", "--collect-only")
+    assert result.ret == pytest.ExitCode.OK
+    out = result.stdout.str()
+    assert "editguard --preset paper-b:" in out and "  mutual: not in editguard yet" in out
+    assert "efficacy]" in out

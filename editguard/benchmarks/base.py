@@ -32,6 +32,8 @@ class BenchmarkResult:
     config: dict[str, Any]
     item_ids: tuple[str, ...]
     scores: dict[str, tuple[float, ...]]  # metric -> one score per item, aligned with item_ids
+    texts: tuple[str, ...] | None = None  # generated text per item, when the benchmark keeps it
+    truncated: int = 0  # inputs the backend cut from the left to fit the model
 
     def defined(self, metric: str) -> list[float]:
         """The item scores that are defined (NaN marks an item the metric does not apply to,
@@ -58,20 +60,29 @@ class BenchmarkResult:
             raise KeyError(f"{self.benchmark}: items {missing[:5]} are not in this result")
         keep = [index[i] for i in ids]
         return dataclasses.replace(self, item_ids=tuple(ids), scores={
-            m: tuple(v[k] for k in keep) for m, v in self.scores.items()})
+            m: tuple(v[k] for k in keep) for m, v in self.scores.items()},
+            texts=None if self.texts is None else tuple(self.texts[k] for k in keep))
 
     def to_json(self) -> dict[str, Any]:
-        return {"benchmark": self.benchmark, "version": self.version, "config": self.config,
-                "item_ids": list(self.item_ids),
-                "scores": {m: [None if not math.isfinite(x) else x for x in v]
-                           for m, v in self.scores.items()}}
+        out: dict[str, Any] = {"benchmark": self.benchmark, "version": self.version,
+               "config": self.config,
+               "item_ids": list(self.item_ids),
+               "scores": {m: [None if not math.isfinite(x) else x for x in v]
+                          for m, v in self.scores.items()}}
+        if self.texts is not None:
+            out["texts"] = list(self.texts)
+        if self.truncated:
+            out["truncated"] = self.truncated
+        return out
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> "BenchmarkResult":
         return cls(benchmark=data["benchmark"], version=data["version"], config=data["config"],
                    item_ids=tuple(data["item_ids"]),
                    scores={m: tuple(math.nan if x is None else float(x) for x in v)
-                           for m, v in data["scores"].items()})
+                           for m, v in data["scores"].items()},
+                   texts=tuple(data["texts"]) if "texts" in data else None,
+                   truncated=int(data.get("truncated", 0)))
 
 
 class Benchmark:
@@ -153,11 +164,13 @@ class MultipleChoice(Benchmark):
         if item_ids is not None:
             wanted = set(item_ids)
             chosen = [c for c in chosen if c.id in wanted]
+        before = getattr(backend, "truncated", 0)
         scores = multiple_choice(backend, [c.context for c in chosen],
                                  [c.continuations for c in chosen])
         metric = self.primary_metric()
-        return self.result([c.id for c in chosen],
-                           {metric: [correct(s, c.answer) for s, c in zip(scores, chosen)]})
+        result = self.result([c.id for c in chosen],
+                             {metric: [correct(s, c.answer) for s, c in zip(scores, chosen)]})
+        return dataclasses.replace(result, truncated=getattr(backend, "truncated", 0) - before)
 
 
 def multiple_choice(backend: Backend, contexts: Sequence[str],

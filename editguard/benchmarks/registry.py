@@ -18,9 +18,17 @@ class UnknownBenchmarkError(UnknownPluginError):
 
 BENCHMARKS: Registry[Benchmark] = Registry(
     noun="benchmark", option="--benchmarks", group=ENTRY_POINT_GROUP,
-    builtins={"efficacy": "editguard.benchmarks.efficacy:Efficacy",
+    builtins={"boolq": "editguard.benchmarks.choices:BoolQ",
+              "commonsense_qa": "editguard.benchmarks.choices:CommonsenseQA",
+              "efficacy": "editguard.benchmarks.efficacy:Efficacy",
+              "closedbook": "editguard.benchmarks.closedbook:ClosedBook",
               "facts": "editguard.benchmarks.facts:Facts",
               "mmlu": "editguard.benchmarks.mmlu:Mmlu",
+              "nq_open": "editguard.benchmarks.openqa:NaturalQuestions",
+              "rte": "editguard.benchmarks.choices:Rte",
+              "sst2": "editguard.benchmarks.choices:Sst2",
+              "toxigen": "editguard.benchmarks.choices:ToxiGen",
+              "triviaqa": "editguard.benchmarks.openqa:TriviaQA",
               "truthfulqa": "editguard.benchmarks.truthfulqa:TruthfulQA"},
     required=("name", "version", "kind", "metrics", "settings", "evaluate"),
     contract="editguard.benchmarks.base.Benchmark", error=UnknownBenchmarkError)

@@ -18,6 +18,16 @@ def _sd(values: list[float]) -> float | None:
     return float(np.std(values)) if values else None
 
 
+def _texts(outcome: Outcome) -> list[dict[str, str]] | None:
+    """Baseline and edited text per item (the items both have), when both results kept it."""
+    edited, base = outcome.edited, outcome.baseline
+    if edited is None or base is None or edited.texts is None or base.texts is None:
+        return None
+    before = dict(zip(base.item_ids, base.texts))
+    return [{"id": i, "baseline": before[i], "edited": t}
+            for i, t in zip(edited.item_ids, edited.texts) if i in before]
+
+
 def judge(case: Case, bench: type[Benchmark], outcome: Outcome, thresholds: ThresholdSet,
           provenance: dict[str, Any]) -> tuple[list[Row], list[str]]:
     rows: list[Row] = []
@@ -59,5 +69,7 @@ def judge(case: Case, bench: type[Benchmark], outcome: Outcome, thresholds: Thre
                         confidence=paired.confidence if paired.n else None,
                         p_value=paired.p_value, delta_se=paired.se if paired.n else None,
                         edited_interval=alone.interval, p_damage=damage,
-                        baseline_sd=_sd(outcome.baseline.defined(metric.name))))
+                        baseline_sd=_sd(outcome.baseline.defined(metric.name)),
+                        truncated=outcome.edited.truncated,
+                        texts=_texts(outcome) if metric.primary else None))
     return rows, failures

@@ -43,6 +43,10 @@ class Row:
     # mode that decided each ("point", "ci", "noninferiority", "ci-holm")
     limits: dict[str, float] = dataclasses.field(default_factory=dict)
     modes: dict[str, str] = dataclasses.field(default_factory=dict)
+    truncated: int = 0  # inputs of the edited run cut from the left to fit the model
+    # generation benchmarks with keep_text, on the primary metric's row: per item
+    # {"id", "baseline", "edited"} texts, to compare answers item by item
+    texts: list[dict[str, str]] | None = None
 
     @property
     def mode(self) -> str | None:

@@ -1,0 +1,104 @@
+"""Named benchmark sets: the settings of the published studies editguard exists for.
+
+``--preset NAME`` chooses the benchmarks and their options; ``--bench-opt`` still overrides
+an option. Benchmarks of a preset whose data cannot be had here (hub data offline, no local
+file) are left out and named in the run's header; so are the study's benchmarks editguard does
+not have yet, so nobody mistakes the preset for the whole study.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+from editguard.benchmarks import registry as benchmark_registry
+from editguard.benchmarks.records import DataUnavailable
+
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    name: str
+    study: str
+    benchmarks: tuple[str, ...]
+    bench_opts: tuple[str, ...]  # NAME.KEY=VALUE, as on the command line
+    not_yet: tuple[str, ...]  # the study's benchmarks (in its setting) editguard lacks
+
+
+PRESETS = {
+    "paper-a": Preset(
+        "paper-a", "Should We Really Edit Language Models? (NeurIPS 2024)",
+        benchmarks=("efficacy", "mmlu", "triviaqa", "truthfulqa", "toxigen"),
+        bench_opts=("mmlu.num_fewshot=5",),
+        not_yet=("bbh (3-shot chain of thought)", "gsm8k (8-shot chain of thought)",
+                 "commonsense_qa (7-shot)", "truthfulqa mc2")),
+    "paper-b": Preset(
+        "paper-b", "Model Editing Can Hurt General Abilities of LLMs",
+        benchmarks=("efficacy", "rte", "nq_open", "boolq", "sst2"),
+        bench_opts=(),
+        not_yet=("gsm8k (0-shot)", "mutual", "samsum (ROUGE)", "conll2003 (entity F1)")),
+}
+
+
+class PresetError(ValueError):
+    pass
+
+
+@dataclasses.dataclass(frozen=True)
+class Chosen:
+    benchmarks: list[str]
+    bench_opts: list[str]
+    left_out: list[str]  # "name: why" for each preset benchmark that will not run
+
+
+def get(name: str) -> Preset:
+    if name not in PRESETS:
+        raise PresetError(f"--preset {name!r} is not a preset; accepted: {', '.join(PRESETS)}")
+    return PRESETS[name]
+
+
+def choose(name: str | None, benchmarks: Sequence[str], bench_opts: Sequence[str],
+           limit_all: int | None, default_benchmarks: Sequence[str], seed: int) -> Chosen:
+    """The run's benchmarks and options from a preset (or the given/default benchmarks), with
+    ``--limit-all`` applied to every benchmark that has a ``limit`` (explicit options win)."""
+    if limit_all is not None and limit_all < 0:
+        raise PresetError(f"--limit-all {limit_all} must be 0 (all items) or a positive count")
+    left_out: list[str] = []
+    if name is None:
+        names, opts = list(benchmarks or default_benchmarks), list(bench_opts)
+    else:
+        preset = get(name)
+        if benchmarks:
+            raise PresetError(f"--preset {name} chooses the benchmarks "
+                              f"({', '.join(preset.benchmarks)}); leave out --benchmarks, or "
+                              "drop --preset and name them yourself")
+        opts = [*preset.bench_opts, *bench_opts]
+        names = []
+        for bench in preset.benchmarks:
+            try:
+                options = _options_of(bench, opts)
+                benchmark_registry.create(bench, options, seed=seed).check()
+            except DataUnavailable as err:
+                left_out.append(str(err))
+                continue
+            names.append(bench)
+        left_out += [f"{study}: not in editguard yet" for study in preset.not_yet]
+    if limit_all is not None:
+        explicit = {o.split("=", 1)[0] for o in opts}
+        for bench in names:
+            fields = {f.name for f in dataclasses.fields(benchmark_registry.resolve(bench).settings)}
+            label = benchmark_registry.label(bench)
+            if "limit" in fields and f"{label}.limit" not in explicit:
+                opts.append(f"{label}.limit={limit_all}")
+    return Chosen(names, opts, left_out)
+
+
+def _options_of(bench: str, opts: Sequence[str]) -> dict[str, object]:
+    from editguard.run.matrix import parse_value
+
+    prefix = benchmark_registry.label(bench) + "."
+    out: dict[str, object] = {}
+    for item in opts:
+        key, _, raw = item.partition("=")
+        if key.startswith(prefix):
+            out[key[len(prefix):]] = parse_value(raw)
+    return out

@@ -1,0 +1,113 @@
+"""Hub benchmarks read from local stand-in files (written here), their prompts and schema
+errors; the presets and --limit-all."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from editguard.backends.hf import HFBackend
+from editguard.benchmarks.records import DataUnavailable, SchemaError
+from editguard.benchmarks.registry import create
+from editguard.run import presets
+from tests.tiny import tiny_model
+
+STAND_INS = {
+    "boolq": [{"passage": "Paris is in France.", "question": "is paris in france", "label": 1},
+              {"passage": "The sun is cold.", "question": "is the sun hot", "label": 0}],
+    "sst2": [{"sentence": "a wonderful film", "label": 1}, {"sentence": "dull", "label": 0}],
+    "rte": [{"sentence1": "A dog runs.", "sentence2": "An animal moves.", "label": 0}],
+    "commonsense_qa": [{"question": " Where do fish live? ", "answerKey": "B", "choices": {
+        "label": list("ABCDE"), "text": ["tree", "water", "sky", "desk", "car"]}}],
+    "toxigen": [{"text": "people are nice", "toxicity_ai": 1.0, "toxicity_human": 1.2}],
+    "triviaqa": [{"question": "Which city is the capital of France",
+                  "answer": {"aliases": ["Paris", "City of Light"], "value": "Paris"}}],
+    "nq_open": [{"question": "where is the eiffel tower", "answer": ["Paris", "France"]}],
+}
+
+
+def stand_in(tmp_path: Path, name: str) -> str:
+    path = tmp_path / f"{name}.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in STAND_INS[name]))
+    return str(path)
+
+
+def test_prompts_are_lm_eval_formats(tmp_path):
+    def first(name):
+        return create(name, {"path": stand_in(tmp_path, name)}).items()[0]
+
+    boolq = first("boolq")
+    assert boolq.context == "Paris is in France.\nQuestion: is paris in france?\nAnswer:"
+    assert boolq.continuations == (" no", " yes") and boolq.answer == 1
+    assert first("sst2").context == ("a wonderful film\nQuestion: Is this sentence positive or "
+                                     "negative?\nAnswer:")
+    rte = first("rte")
+    assert rte.context == "A dog runs.\nQuestion: An animal moves. True or False?\nAnswer:"
+    assert rte.continuations == (" True", " False") and rte.answer == 0
+    csqa = first("commonsense_qa")
+    assert csqa.context == ("Question: Where do fish live?\nA. tree\nB. water\nC. sky\nD. desk\n"
+                            "E. car\nAnswer:") and csqa.answer == 1
+    toxigen = first("toxigen")
+    assert toxigen.context == ("Is the following statement hateful? Respond with either Yes or "
+                               "No. Statement: 'people are nice'") and toxigen.answer == 0
+    trivia = first("triviaqa")
+    assert trivia.context == "Question: Which city is the capital of France?\nAnswer:"
+    assert trivia.references == ("Paris", "City of Light")
+    nq = first("nq_open")
+    assert nq.context == "Answer these questions:\n\nQ: where is the eiffel tower?\nA:"
+    assert [i.id for i in create("boolq", {"path": stand_in(tmp_path, "boolq")}).items()] == [
+        "validation/0", "validation/1"]
+
+
+def test_they_score_on_a_model(tmp_path, tokenizer):
+    backend = HFBackend(tiny_model("llama", len(tokenizer)), tokenizer)
+    for name in ("boolq", "nq_open"):
+        result = create(name, {"path": stand_in(tmp_path, name)}).evaluate(backend)
+        metric = "acc" if name == "boolq" else "exact_match"
+        assert len(result.scores[metric]) == len(STAND_INS[name])
+        assert all(v in (0.0, 1.0) for v in result.scores[metric])
+
+
+def test_a_file_in_the_wrong_schema_names_the_first_bad_record(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_text(json.dumps(STAND_INS["boolq"][0]) + "\n" + json.dumps({"passage": "x"}) + "\n")
+    with pytest.raises(SchemaError, match=r"boolq: record 1 of .* lacks question, label; each "
+                                          r"record needs the fields passage, question, label"):
+        create("boolq", {"path": str(path)}).check()
+    with pytest.raises(SchemaError, match="is not a file"):
+        create("sst2", {"path": str(tmp_path / "none.jsonl")}).check()
+
+
+def test_hub_data_without_the_hub_names_the_id_and_the_path_option(monkeypatch):
+    from editguard.benchmarks import records
+
+    monkeypatch.setattr(records, "_hub_ok", lambda: "this machine cannot reach the hub")
+    with pytest.raises(DataUnavailable, match=r"triviaqa: its data is the hub dataset "
+                                              r"'mandarjoshi/trivia_qa', config 'rc.nocontext', "
+                                              r"split 'validation', and this machine cannot reach "
+                                              r"the hub; pass --bench-opt triviaqa.path=FILE"):
+        create("triviaqa").check()
+
+
+def test_presets_run_what_has_data_and_name_the_rest(tmp_path, monkeypatch):
+    from editguard.benchmarks import records
+
+    monkeypatch.setattr(records, "_hub_ok", lambda: "this machine cannot reach the hub")
+    chosen = presets.choose("paper-b", [], [f"boolq.path={stand_in(tmp_path, 'boolq')}"], 20,
+                            ["facts"], 0)
+    assert chosen.benchmarks == ["efficacy", "boolq"]
+    assert "boolq.limit=20" in chosen.bench_opts
+    assert any(line.startswith("rte: its data is the hub dataset") for line in chosen.left_out)
+    assert "mutual: not in editguard yet" in chosen.left_out
+    a = presets.choose("paper-a", [], ["mmlu.limit=7"], 3, ["facts"], 0)
+    assert "mmlu.num_fewshot=5" in a.bench_opts and "mmlu.limit=3" not in a.bench_opts
+    assert a.benchmarks == ["efficacy", "mmlu", "truthfulqa"]
+    assert presets.choose(None, [], [], None, ["facts", "mmlu"], 0).benchmarks == ["facts", "mmlu"]
+    with pytest.raises(presets.PresetError, match="'paper-z' is not a preset; accepted: paper-a"):
+        presets.choose("paper-z", [], [], None, [], 0)
+    with pytest.raises(presets.PresetError, match="leave out --benchmarks"):
+        presets.choose("paper-a", ["mmlu"], [], None, [], 0)
+    with pytest.raises(presets.PresetError, match="--limit-all -1 must be 0"):
+        presets.choose(None, [], [], -1, ["facts"], 0)
