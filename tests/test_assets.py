@@ -20,7 +20,7 @@ from editguard.data.archives import BIGBENCH, BIGBENCH_TASK_ROOT, BIGBENCH_TASKS
 from editguard.data.install import (AssetFetchError, UnsafeArchiveError, extract_bigbench_tasks,
                                     fetch, is_installed, locate_archive)
 from editguard.data.paths import (AssetMissingError, bigbench_task_path, data_dir, editguard_home,
-                                  mmlu_path, read_manifest)
+                                  lmeval_task_path, mmlu_path, read_manifest)
 
 
 def _data_files(home: Path) -> dict[str, int]:
@@ -68,6 +68,9 @@ def test_fetch_installs_files_and_manifest(asset_home: Path, monkeypatch: pytest
     assert manifest["sources"]["mmlu"]["version"] == "0.1.4"
     assert manifest["sources"]["bigbench"]["version"] == "1.0.0"
     assert set(manifest["sources"]["bigbench"]["tasks"]) == set(BIGBENCH_TASKS)
+    assert manifest["sources"]["lmeval"]["version"] == "0.4.13"
+    cot = lmeval_task_path("lm_eval/tasks/gsm8k/gsm8k-cot.yaml")
+    assert manifest["files"]["lm_eval/tasks/gsm8k/gsm8k-cot.yaml"]["bytes"] == cot.stat().st_size
     wikidata = bigbench_task_path("qa_wikidata")
     entry = manifest["files"]["bigbench/qa_wikidata/task.json"]
     assert entry["sha256"] == hashlib.sha256(wikidata.read_bytes()).hexdigest()
@@ -204,3 +207,20 @@ def test_pip_failure_says_how_to_work_offline(monkeypatch: pytest.MonkeyPatch, t
         locate_archive(BIGBENCH, tmp_path / "downloads")
     assert "bigbench==1.0.0" in str(err.value) and "EDITGUARD_DOWNLOADS" in str(err.value)
     assert "No matching distribution" in str(err.value)
+
+
+def test_wheel_members_are_extracted_below_the_package(tmp_path: Path) -> None:
+    import zipfile
+
+    from editguard.data.archives import LMEVAL
+    from editguard.data.install import _extract_members
+
+    wheel = tmp_path / LMEVAL.filename
+    with zipfile.ZipFile(wheel, "w") as zipped:
+        zipped.writestr("lm_eval/tasks/x/a.yaml", "task: a\n")
+        zipped.writestr("lm_eval/other.py", "no")
+    files = _extract_members(wheel, tmp_path / "data" / "lm_eval", LMEVAL, ["lm_eval/tasks/x/a.yaml"])
+    assert (tmp_path / "data" / "lm_eval" / "tasks" / "x" / "a.yaml").read_text() == "task: a\n"
+    assert list(files) == ["lm_eval/tasks/x/a.yaml"] and files["lm_eval/tasks/x/a.yaml"]["bytes"] == 8
+    with pytest.raises(AssetFetchError, match="lacks"):
+        _extract_members(wheel, tmp_path / "d2", LMEVAL, ["lm_eval/tasks/missing.yaml"])

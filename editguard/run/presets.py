@@ -27,15 +27,15 @@ class Preset:
 PRESETS = {
     "paper-a": Preset(
         "paper-a", "Should We Really Edit Language Models? (NeurIPS 2024)",
-        benchmarks=("efficacy", "mmlu", "triviaqa", "truthfulqa", "toxigen"),
-        bench_opts=("mmlu.num_fewshot=5",),
-        not_yet=("bbh (3-shot chain of thought)", "gsm8k (8-shot chain of thought)",
-                 "commonsense_qa (7-shot)", "truthfulqa mc2")),
+        benchmarks=("efficacy", "mmlu", "gsm8k", "triviaqa", "truthfulqa", "toxigen"),
+        bench_opts=("mmlu.num_fewshot=5", "gsm8k.variant=cot", "gsm8k.num_fewshot=8"),
+        not_yet=("bbh (3-shot chain of thought)", "commonsense_qa (7-shot)",
+                 "truthfulqa mc2")),
     "paper-b": Preset(
         "paper-b", "Model Editing Can Hurt General Abilities of LLMs",
-        benchmarks=("efficacy", "rte", "nq_open", "boolq", "sst2"),
-        bench_opts=(),
-        not_yet=("gsm8k (0-shot)", "mutual", "samsum (ROUGE)", "conll2003 (entity F1)")),
+        benchmarks=("efficacy", "gsm8k", "rte", "nq_open", "boolq", "sst2"),
+        bench_opts=("gsm8k.variant=plain", "gsm8k.num_fewshot=0"),
+        not_yet=("mutual", "samsum (ROUGE)", "conll2003 (entity F1)")),
 }
 
 
