@@ -30,7 +30,8 @@ BENCHMARKS: Registry[Benchmark] = Registry(
               "sst2": "editguard.benchmarks.choices:Sst2",
               "toxigen": "editguard.benchmarks.choices:ToxiGen",
               "triviaqa": "editguard.benchmarks.openqa:TriviaQA",
-              "truthfulqa": "editguard.benchmarks.truthfulqa:TruthfulQA"},
+              "truthfulqa": "editguard.benchmarks.truthfulqa:TruthfulQA",
+              "truthfulqa_mc2": "editguard.benchmarks.truthfulqa:TruthfulQAMc2"},
     required=("name", "version", "kind", "metrics", "settings", "evaluate"),
     contract="editguard.benchmarks.base.Benchmark", error=UnknownBenchmarkError)
 
