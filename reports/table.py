@@ -206,9 +206,8 @@ def notes(rows: Sequence[Row]) -> list[str]:
     if needed:
         out.append(power.describe(needed, level))
     cut: dict[str, int] = {}
-    for row in rows:  # one count per case (every metric row of a case carries it)
-        if row.truncated and row.metric == next(r.metric for r in rows
-                                                if r.benchmark == row.benchmark):
+    for row in rows:  # every metric row of a case carries its case's count
+        if row.truncated:
             cut[row.benchmark] = max(cut.get(row.benchmark, 0), row.truncated)
     if cut:
         out.append("inputs cut from the left to fit the model (the most in one case): " +

@@ -15,3 +15,10 @@ class TaggedHF(HFBackend):
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "tagged": True}
+
+
+class ScoringOnlyHF(HFBackend):
+    """A backend that scores but does not generate (as a log-likelihood-only service would)."""
+
+    name = "scoring-only"
+    can_generate = False

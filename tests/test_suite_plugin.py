@@ -242,6 +242,8 @@ def test_a_collapsed_model_fails_with_model_collapsed_and_other_cases_go_on(pyte
     (["--limit-all", "-2"], "--limit-all -2 must be 0 (all items) or a positive count"),
     (["--benchmarks", "nq_open"], "pass --bench-opt nq_open.path=FILE, a JSON Lines file"),
     (["--bench-opt", "closedbook.num_fewshot=9"], "closedbook num_fewshot 9: there are 8"),
+    (["--backend", "tests.backends_for_tests:ScoringOnlyHF"],
+     "it cannot generate text, and closedbook generate; use --backend hf"),
     (["--bench-opt", "facts.items=/no/such/ids.txt"],
      "--bench-opt facts: benchmark facts: item file '/no/such/ids.txt' does not exist"),
 ])

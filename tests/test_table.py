@@ -179,3 +179,14 @@ def test_time_per_phase_sums_each_groups_furthest_checkpoint() -> None:
                               "baselines 20.0 s, statistics/training 2.0 s, editing 14.0 s, "
                               "scoring 60.0 s")
     assert describe(ROWS) is None  # rows without timings
+
+
+def test_the_notes_say_how_many_inputs_were_cut_to_fit():
+    from editguard.reports.table import notes
+
+    rows = [row("rome", 1, "mmlu", "acc", "capability", baseline=0.5, edited=0.5, truncated=3),
+            row("rome", 10, "mmlu", "acc", "capability", baseline=0.5, edited=0.5, truncated=4),
+            row("rome", 1, "facts", "acc", "capability", baseline=0.5, edited=0.5)]
+    assert ("inputs cut from the left to fit the model (the most in one case): mmlu 4"
+            in notes(rows))
+    assert not any("cut from the left" in line for line in notes(rows[2:]))

@@ -38,6 +38,7 @@ class _Scored:
 
 class HFBackend:
     name = "hf"
+    can_generate = True
 
     def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, *,
                  batch_tokens: int = 8192, max_batch: int = 64, min_prefix: int = 64) -> None:

@@ -171,7 +171,16 @@ def build(*, models: Sequence[str], methods: Sequence[str], n_edits: Sequence[st
         raise MatrixError(f"--benchmarks {','.join(benchmarks)} names a benchmark twice")
     for name in benchmarks:
         kinds.check(benchmark_registry.resolve(name).kind, f"benchmark {name!r}")
-    backend_registry.resolve(backend)
+    backend_cls = backend_registry.resolve(backend)
+    if not getattr(backend_cls, "can_generate", True):
+        from editguard.benchmarks.generative import Generative
+
+        generating = [b for b in benchmarks
+                      if issubclass(benchmark_registry.resolve(b), Generative)]
+        if generating:
+            raise MatrixError(f"--backend {backend}: it cannot generate text, and "
+                              f"{', '.join(generating)} generate; use --backend hf or leave "
+                              "them out of --benchmarks")
     labels = []
     for spec in methods:
         cls = editor_registry.resolve(spec)
