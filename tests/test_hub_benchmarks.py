@@ -99,6 +99,7 @@ def test_presets_run_what_has_data_and_name_the_rest(tmp_path, monkeypatch):
                             ["facts"], 0)
     assert chosen.benchmarks == ["efficacy", "boolq"]
     assert "boolq.limit=20" in chosen.bench_opts
+    assert not any(o.startswith("gsm8k.") for o in chosen.bench_opts)  # gsm8k is left out
     assert any(line.startswith("rte: its data is the hub dataset") for line in chosen.left_out)
     assert "mutual: not in editguard yet" in chosen.left_out
     assert any(line.startswith("gsm8k: its data is the hub dataset 'openai/gsm8k'")

@@ -367,9 +367,12 @@ def test_an_unknown_backend_is_a_usage_error_with_a_suggestion(pytester):
     assert "unknown backend 'hff'. Did you mean 'hf'?" in result.stderr.str()
 
 
-def test_a_preset_collects_its_benchmarks_and_names_what_it_leaves_out(pytester):
-    result = run_inline(pytester, "--preset", "paper-b", "--limit-all", "3", "--collect-only")
-    assert result.ret == pytest.ExitCode.OK
+@pytest.mark.parametrize("preset, missing", [("paper-a", "bbh (3-shot chain of thought)"),
+                                             ("paper-b", "mutual")])
+def test_a_preset_collects_its_benchmarks_and_names_what_it_leaves_out(pytester, preset,
+                                                                      missing):
+    result = run_inline(pytester, "--preset", preset, "--limit-all", "3", "--collect-only")
+    assert result.ret == pytest.ExitCode.OK, result.stderr.str()
     out = result.stdout.str()
-    assert "editguard --preset paper-b:" in out and "  mutual: not in editguard yet" in out
+    assert f"editguard --preset {preset}:" in out and f"  {missing}: not in editguard yet" in out
     assert "efficacy]" in out

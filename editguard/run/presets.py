@@ -82,6 +82,9 @@ def choose(name: str | None, benchmarks: Sequence[str], bench_opts: Sequence[str
                 left_out.append(str(err))
                 continue
             names.append(bench)
+        dropped = {benchmark_registry.label(b) for b in preset.benchmarks if b not in names}
+        # options of a benchmark left out have nothing to apply to (the header says why)
+        opts = [o for o in opts if o.split("=", 1)[0].rsplit(".", 1)[0] not in dropped]
         left_out += [f"{study}: not in editguard yet" for study in preset.not_yet]
     if limit_all is not None:
         explicit = {o.split("=", 1)[0] for o in opts}
