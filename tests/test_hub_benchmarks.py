@@ -133,3 +133,11 @@ def test_truthfulqa_mc2_is_the_true_answers_probability_mass(tmp_path, tokenizer
     lls = [r.logprob for r in backend.loglikelihood([(item[1], " " + c) for c in item[2]])]
     probs = [math.exp(v) for v in lls]
     assert result.value("mc2") == pytest.approx((probs[0] + probs[1]) / sum(probs), rel=1e-6)
+
+
+def test_a_local_files_contents_are_part_of_the_baseline_key(tmp_path):
+    path = stand_in(tmp_path, "sst2")
+    before = create("sst2", {"path": path}).config()
+    Path(path).write_text(json.dumps({"sentence": "a different film", "label": 0}) + "\n")
+    after = create("sst2", {"path": path}).config()
+    assert before["file_sha256"] != after["file_sha256"] and before["data"] == after["data"]

@@ -15,7 +15,7 @@ import dataclasses
 from typing import Any, ClassVar
 
 from editguard.benchmarks.base import Choice, Metric, MultipleChoice
-from editguard.benchmarks.records import HubData, check_source, ids, load_records
+from editguard.benchmarks.records import HubData, check_source, ids, load_records, provenance
 from editguard.kinds import Kind
 
 
@@ -53,7 +53,7 @@ class RecordChoice(MultipleChoice):
         return self.select(pool, lambda c: c.id)
 
     def config(self) -> dict[str, Any]:
-        return {**super().config(), "data": dataclasses.asdict(self.data)}
+        return {**super().config(), **provenance(self.data, self.options.path)}
 
 
 class BoolQ(RecordChoice):

@@ -27,7 +27,7 @@ from editguard.backends.base import Generation
 from editguard.benchmarks.base import Metric
 from editguard.benchmarks.exact import exact_match
 from editguard.benchmarks.generative import Generative, Prompted
-from editguard.benchmarks.records import HubData, check_source, ids, load_records
+from editguard.benchmarks.records import HubData, check_source, ids, load_records, provenance
 from editguard.data.paths import lmeval_task_path
 from editguard.kinds import Kind
 
@@ -122,7 +122,7 @@ class Gsm8k(Generative):
                 for name, got in (("strict", strict), ("flexible", flexible))}
 
     def config(self) -> dict[str, Any]:
-        out = {**super().config(), "data": dataclasses.asdict(self.data)}
+        out = {**super().config(), **provenance(self.data, self.options.path)}
         if self.options.variant == "cot":
             out["exemplars"] = f"lm-eval 0.4.13 {COT_YAML}"
         return out

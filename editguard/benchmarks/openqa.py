@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 from editguard.benchmarks.base import Metric
 from editguard.benchmarks.exact import ARTICLES, exact_match
 from editguard.benchmarks.generative import Generative, Prompted
-from editguard.benchmarks.records import HubData, check_source, ids, load_records
+from editguard.benchmarks.records import HubData, check_source, ids, load_records, provenance
 from editguard.kinds import Kind
 
 
@@ -56,7 +56,7 @@ class OpenQA(Generative):
         return {"exact_match": exact_match(response, item.references, ignore=self.ignore)}
 
     def config(self) -> dict[str, Any]:
-        return {**super().config(), "data": dataclasses.asdict(self.data)}
+        return {**super().config(), **provenance(self.data, self.options.path)}
 
 
 class TriviaQA(OpenQA):

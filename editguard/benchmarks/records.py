@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -108,3 +109,12 @@ def load_records(name: str, data: HubData, path: str) -> list[dict[str, Any]]:
 def ids(records: Sequence[dict[str, Any]], split: str) -> list[str]:
     """Item ids ``<split>/<index>``: the record's place in the split (or the local file)."""
     return [f"{split}/{i}" for i in range(len(records))]
+
+
+def provenance(data: HubData, path: str) -> dict[str, Any]:
+    """What the scores depend on: the hub dataset, or the local file's contents (a baseline
+    must not outlive an edited file that kept its name)."""
+    out: dict[str, Any] = {"data": dataclasses.asdict(data)}
+    if path:
+        out["file_sha256"] = hashlib.sha256(Path(path).expanduser().read_bytes()).hexdigest()
+    return out

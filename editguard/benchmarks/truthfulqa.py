@@ -13,12 +13,12 @@ import dataclasses
 import json
 import math
 from collections.abc import Sequence
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from editguard.backends.base import Backend
 from editguard.benchmarks.base import (Benchmark, BenchmarkResult, Choice, Metric, MultipleChoice,
                                        multiple_choice)
-from editguard.benchmarks.records import HubData, check_source, ids, load_records
+from editguard.benchmarks.records import HubData, check_source, ids, load_records, provenance
 from editguard.data.paths import bigbench_task_path
 from editguard.kinds import Kind
 
@@ -112,6 +112,9 @@ class TruthfulQAMc2(Benchmark):
     def check(self) -> None:
         super().check()
         check_source(self.name, self.data, self.options.path)
+
+    def config(self) -> dict[str, Any]:
+        return {**super().config(), **provenance(self.data, self.options.path)}
 
     def items(self) -> list[tuple[str, str, tuple[str, ...], tuple[int, ...]]]:
         """(id, context, answers, labels) of the selected questions."""
