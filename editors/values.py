@@ -20,8 +20,9 @@ only evaluates (``v_steps`` - 1 updates at most).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 import torch
@@ -30,6 +31,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from editguard.editors.nethook import Trace
 from editguard.editors.prompts import encode_with_subject, fill
+from editguard.editors.split import SplitBatch
 from editguard.editors.stats import StatsSpec
 from editguard.edits.request import EditRequest
 from editguard.lm.device import model_device
@@ -123,7 +125,13 @@ def decay_term(delta: torch.Tensor, init: torch.Tensor, weight_decay: float) -> 
 
 def optimise_value(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, module: str,
                    request: EditRequest, templates: Sequence[str],
-                   settings: ValueSettings) -> Value:
+                   settings: ValueSettings, split: bool = True) -> Value:
+    """The delta at ``module``'s output that makes the model say ``request.target_new``.
+
+    ``split`` runs each prompt's tokens before the subject once (``SplitBatch``); without it
+    every step runs the whole prompts, as the reference code does (same result to float
+    rounding, several times slower; kept as the reference for tests and perf.editing).
+    """
     device = model_device(model)
     target_ids = tokenizer(" " + request.target_new, add_special_tokens=False)["input_ids"]
     rows: list[list[int]] = []
@@ -139,7 +147,6 @@ def optimise_value(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, m
     lookups.append(kl_where)
     kl_row, kl_pos = len(rows) - 1, kl_where
 
-    input_ids, mask = right_pad(rows, pad_id(tokenizer), device)  # (B, T)
     row_index = torch.arange(len(rows), device=device)  # (B,)
     subject_pos = torch.tensor(lookups, device=device)  # (B,)
     n_rewrite = len(templates)
@@ -150,14 +157,24 @@ def optimise_value(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, m
     score_rows = torch.cat([label_rows, torch.tensor([kl_row])]).to(device)  # (N + 1,)
     score_pos = torch.cat([label_pos, torch.tensor([kl_pos])]).to(device)
 
+    forward: Callable[[], torch.Tensor]
+    if split:  # columns count from each row's subject token
+        batch = SplitBatch.build(model, rows, lookups, pad_id(tokenizer), device)
+        score_pos = score_pos - subject_pos[score_rows]
+        subject_pos = torch.zeros_like(subject_pos)
+        forward = functools.partial(batch.hidden, model)  # (B, W, d)
+    else:
+        input_ids, mask = right_pad(rows, pad_id(tokenizer), device)  # (B, T)
+        forward = functools.partial(final_hidden, model, input_ids, mask)  # (B, T, d)
+
     def log_probs() -> torch.Tensor:
-        hidden = final_hidden(model, input_ids, mask)  # (B, T, d)
+        hidden = forward()
         logits = logits_from_hidden(model, hidden[score_rows, score_pos])  # (N + 1, V)
         return F.log_softmax(logits.float(), dim=-1)
 
     with torch.no_grad(), Trace(model, [module], keep_outputs=True) as trace:
         kl_ref = log_probs()[-1]  # (V,)
-    init = trace.outputs[module][0, lookups[0]].float().clone()  # (d,)
+    init = trace.outputs[module][0, subject_pos[0]].float().clone()  # (d,)
 
     delta = torch.zeros_like(init, requires_grad=True)
     optimiser = torch.optim.Adam([delta], lr=settings.lr)
