@@ -23,6 +23,7 @@ from editguard.backends.base import Generation, Loglikelihood
 from editguard.lm.device import model_device, model_dtype
 from editguard.lm import cache as kv
 from editguard.lm import greedy
+from editguard.lm.batching import pack
 from editguard.lm.cache import run_prefix
 from editguard.lm.forward import final_hidden, logits_from_hidden
 from editguard.lm.prefix import shared_prefixes
@@ -169,21 +170,10 @@ class HFBackend:
 
     def _batches(self, seqs: list[tuple[int, ...]], prefix_len: int = 0
                  ) -> list[list[tuple[int, ...]]]:
-        """Longest first; each batch's padded size stays under ``batch_tokens`` (the rows' own
-        tokens) and, after a cached prefix, under 4x that counting the prefix each row reads."""
-        batches: list[list[tuple[int, ...]]] = []
-        current: list[tuple[int, ...]] = []
-        for seq in seqs:  # sorted by length, longest first
-            width = (len(current[0]) if current else len(seq)) - prefix_len
-            rows = len(current) + 1
-            if current and (rows * width > self.batch_tokens or len(current) >= self.max_batch
-                            or rows * (width + prefix_len) > 4 * self.batch_tokens):
-                batches.append(current)
-                current = []
-            current.append(seq)
-        if current:
-            batches.append(current)
-        return batches
+        """Passes (sorted longest first) in batches under the token budget."""
+        groups = pack([len(s) for s in seqs], [0] * len(seqs), prefix_len, self.batch_tokens,
+                      self.max_batch)
+        return [[seqs[i] for i in g] for g in groups]
 
     # -- generation -------------------------------------------------------------------------
     @torch.no_grad()
@@ -231,24 +221,12 @@ class HFBackend:
 
     def _generation_batches(self, members: list[int], contexts: list[list[int]],
                             requests: Sequence[Generation], prefix_len: int) -> list[list[int]]:
-        """Batches of request indices (longest first) whose padded contexts plus new tokens stay
-        under the token budget."""
-        batches: list[list[int]] = []
-        current: list[int] = []
-        for i in members:
-            width = (len(contexts[current[0]]) if current else len(contexts[i])) - prefix_len
-            longest = max([requests[j].max_new_tokens for j in current] +
-                          [requests[i].max_new_tokens])
-            rows = len(current) + 1
-            if current and (rows * (width + longest) > self.batch_tokens
-                            or len(current) >= self.max_batch
-                            or rows * (width + longest + prefix_len) > 4 * self.batch_tokens):
-                batches.append(current)
-                current = []
-            current.append(i)
-        if current:
-            batches.append(current)
-        return batches
+        """Request indices (longest first) in batches whose padded contexts plus new tokens
+        stay under the token budget."""
+        groups = pack([len(contexts[i]) for i in members],
+                      [requests[i].max_new_tokens for i in members], prefix_len,
+                      self.batch_tokens, self.max_batch)
+        return [[members[i] for i in g] for g in groups]
 
 
 def cut(text: str, stops: Sequence[str]) -> str:
