@@ -15,7 +15,7 @@ import dataclasses
 from typing import Any, ClassVar
 
 from editguard.benchmarks.base import Choice, Metric, MultipleChoice
-from editguard.benchmarks.records import HubData, check_source, ids, load_records, provenance
+from editguard.benchmarks.records import HubData, HubRecords
 from editguard.kinds import Kind
 
 
@@ -26,11 +26,10 @@ class RecordSettings:
     items: str = ""  # a file of item ids ("validation/12") to score instead of the sample
 
 
-class RecordChoice(MultipleChoice):
+class RecordChoice(HubRecords, MultipleChoice):
     """A hub task scored as multiple choice; subclasses set ``data``, ``choices`` and the two
     record functions."""
 
-    data: ClassVar[HubData]
     choices: ClassVar[tuple[str, ...]]
     metrics: ClassVar[tuple[Metric, ...]] = (Metric("acc", primary=True),)
     settings: ClassVar[type] = RecordSettings
@@ -42,18 +41,10 @@ class RecordChoice(MultipleChoice):
     def gold(self, record: dict[str, Any]) -> int:
         raise NotImplementedError
 
-    def check(self) -> None:
-        super().check()
-        check_source(self.name, self.data, self.options.path)
-
     def items(self) -> list[Choice]:
-        records = load_records(self.name, self.data, self.options.path)
         pool = [Choice(i, self.context(r), tuple(" " + c for c in self.choices), self.gold(r))
-                for i, r in zip(ids(records, self.data.split), records)]
+                for i, r in self.records()]
         return self.select(pool, lambda c: c.id)
-
-    def config(self) -> dict[str, Any]:
-        return {**super().config(), **provenance(self.data, self.options.path)}
 
 
 class BoolQ(RecordChoice):

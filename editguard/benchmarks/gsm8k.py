@@ -27,7 +27,7 @@ from editguard.backends.base import Generation
 from editguard.benchmarks.base import Metric
 from editguard.benchmarks.exact import exact_match
 from editguard.benchmarks.generative import Generative, Prompted
-from editguard.benchmarks.records import HubData, check_source, ids, load_records, provenance
+from editguard.benchmarks.records import HubData, HubRecords
 from editguard.data.paths import lmeval_task_path
 from editguard.kinds import Kind
 
@@ -71,7 +71,7 @@ def reference(answer: str) -> str:
     return answer.split("####")[-1].strip()
 
 
-class Gsm8k(Generative):
+class Gsm8k(HubRecords, Generative):
     name: ClassVar[str] = "gsm8k"
     version: ClassVar[str] = "1"
     kind: ClassVar[Kind] = "capability"
@@ -81,7 +81,6 @@ class Gsm8k(Generative):
     data: ClassVar[HubData] = HubData("openai/gsm8k", "main", "test", ("question", "answer"))
 
     def check(self) -> None:
-        super().check()
         opts: Gsm8kSettings = self.options
         if opts.variant == "plain" and opts.num_fewshot:
             raise ValueError(f"gsm8k variant 'plain' is 0-shot here (lm-eval samples its shots "
@@ -94,7 +93,7 @@ class Gsm8k(Generative):
                 raise ValueError(f"gsm8k num_fewshot {opts.num_fewshot}: lm-eval's gsm8k_cot "
                                  f"has {len(shots)} exemplars; pass --bench-opt "
                                  f"gsm8k.num_fewshot={len(shots)} or fewer")
-        check_source(self.name, self.data, opts.path)
+        super().check()  # the options first: they are wrong whatever the data
 
     def prompt(self, question: str) -> str:
         opts: Gsm8kSettings = self.options
@@ -105,9 +104,8 @@ class Gsm8k(Generative):
 
     def items(self) -> list[Prompted]:
         self.check()
-        records = load_records(self.name, self.data, self.options.path)
         pool = [Prompted(i, self.prompt(r["question"]), (reference(r["answer"]),))
-                for i, r in zip(ids(records, self.data.split), records)]
+                for i, r in self.records()]
         return self.select(pool, lambda p: p.id)
 
     def request(self, item: Prompted) -> Generation:
@@ -122,7 +120,7 @@ class Gsm8k(Generative):
                 for name, got in (("strict", strict), ("flexible", flexible))}
 
     def config(self) -> dict[str, Any]:
-        out = {**super().config(), **provenance(self.data, self.options.path)}
+        out = super().config()
         if self.options.variant == "cot":
             out["exemplars"] = f"lm-eval 0.4.13 {COT_YAML}"
         return out

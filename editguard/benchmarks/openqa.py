@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 from editguard.benchmarks.base import Metric
 from editguard.benchmarks.exact import ARTICLES, exact_match
 from editguard.benchmarks.generative import Generative, Prompted
-from editguard.benchmarks.records import HubData, check_source, ids, load_records, provenance
+from editguard.benchmarks.records import HubData, HubRecords
 from editguard.kinds import Kind
 
 
@@ -27,8 +27,7 @@ class OpenQASettings:
     items: str = ""  # a file of item ids ("validation/12") to score instead of the sample
 
 
-class OpenQA(Generative):
-    data: ClassVar[HubData]
+class OpenQA(HubRecords, Generative):
     kind: ClassVar[Kind] = "capability"
     metrics: ClassVar[tuple[Metric, ...]] = (Metric("exact_match", primary=True),)
     settings: ClassVar[type] = OpenQASettings
@@ -42,21 +41,12 @@ class OpenQA(Generative):
     def references(self, record: dict[str, Any]) -> tuple[str, ...]:
         raise NotImplementedError
 
-    def check(self) -> None:
-        super().check()
-        check_source(self.name, self.data, self.options.path)
-
     def items(self) -> list[Prompted]:
-        records = load_records(self.name, self.data, self.options.path)
-        pool = [Prompted(i, self.context(r), self.references(r))
-                for i, r in zip(ids(records, self.data.split), records)]
+        pool = [Prompted(i, self.context(r), self.references(r)) for i, r in self.records()]
         return self.select(pool, lambda p: p.id)
 
     def score(self, item: Prompted, response: str) -> dict[str, float]:
         return {"exact_match": exact_match(response, item.references, ignore=self.ignore)}
-
-    def config(self) -> dict[str, Any]:
-        return {**super().config(), **provenance(self.data, self.options.path)}
 
 
 class TriviaQA(OpenQA):

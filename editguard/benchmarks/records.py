@@ -15,7 +15,9 @@ import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
+
+from editguard.benchmarks.base import Benchmark
 
 
 class DataUnavailable(ValueError):
@@ -118,3 +120,26 @@ def provenance(data: HubData, path: str) -> dict[str, Any]:
     if path:
         out["file_sha256"] = hashlib.sha256(Path(path).expanduser().read_bytes()).hexdigest()
     return out
+
+
+class HubRecords(Benchmark):
+    """A benchmark over ``data``: the hub dataset, or the local file its ``path`` option names.
+
+    Brings the start-up check of that source, the records with their ids, and the provenance in
+    ``config()``; a subclass builds its items from ``records()``. Put it before the benchmark
+    kind in the bases: ``class Task(HubRecords, MultipleChoice)``.
+    """
+
+    data: ClassVar[HubData]
+
+    def check(self) -> None:
+        super().check()
+        check_source(self.name, self.data, self.options.path)
+
+    def records(self) -> list[tuple[str, dict[str, Any]]]:
+        """(item id, record) in the split's (or the file's) order."""
+        records = load_records(self.name, self.data, self.options.path)
+        return list(zip(ids(records, self.data.split), records))
+
+    def config(self) -> dict[str, Any]:
+        return {**super().config(), **provenance(self.data, self.options.path)}

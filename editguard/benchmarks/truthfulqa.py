@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Literal
 from editguard.backends.base import Backend
 from editguard.benchmarks.base import (Benchmark, BenchmarkResult, Choice, Metric, MultipleChoice,
                                        multiple_choice)
-from editguard.benchmarks.records import HubData, check_source, ids, load_records, provenance
+from editguard.benchmarks.records import HubData, HubRecords
 from editguard.data.paths import bigbench_task_path
 from editguard.kinds import Kind
 
@@ -94,7 +94,7 @@ class TruthfulQAMc2Settings:
     items: str = ""  # a file of item ids ("validation/12") to score instead of the sample
 
 
-class TruthfulQAMc2(Benchmark):
+class TruthfulQAMc2(HubRecords):
     """TruthfulQA mc2 as lm-eval's ``truthfulqa_mc2``: the probability mass of the true answers
     among all of a question's answers (several true ones each), from the summed log-likelihood
     of each answer after "Q: <question>\\nA:". Computed as a softmax over the answers'
@@ -109,21 +109,13 @@ class TruthfulQAMc2(Benchmark):
     data: ClassVar[HubData] = HubData("truthfulqa/truthful_qa", "multiple_choice", "validation",
                                       ("question", "mc2_targets"))
 
-    def check(self) -> None:
-        super().check()
-        check_source(self.name, self.data, self.options.path)
-
-    def config(self) -> dict[str, Any]:
-        return {**super().config(), **provenance(self.data, self.options.path)}
-
     def items(self) -> list[tuple[str, str, tuple[str, ...], tuple[int, ...]]]:
         """(id, context, answers, labels) of the selected questions."""
         opts: TruthfulQAMc2Settings = self.options
-        records = load_records(self.name, self.data, opts.path)
         head = read_offline()[1] + "\n\n" if opts.primer else ""
         pool = [(i, f"{head}Q: {r['question']}\nA:", tuple(r["mc2_targets"]["choices"]),
                  tuple(int(x) for x in r["mc2_targets"]["labels"]))
-                for i, r in zip(ids(records, self.data.split), records)]
+                for i, r in self.records()]
         return self.select(pool, lambda q: q[0])
 
     def evaluate(self, backend: Backend, item_ids: Sequence[str] | None = None) -> BenchmarkResult:
