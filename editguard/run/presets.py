@@ -97,12 +97,9 @@ def choose(name: str | None, benchmarks: Sequence[str], bench_opts: Sequence[str
 
 
 def _options_of(bench: str, opts: Sequence[str]) -> dict[str, object]:
-    from editguard.run.matrix import parse_value
+    """The options ``opts`` gives ``bench``, parsed as the run parses them."""
+    from editguard.run.matrix import parse_options  # matrix imports this module
 
-    prefix = benchmark_registry.label(bench) + "."
-    out: dict[str, object] = {}
-    for item in opts:
-        key, _, raw = item.partition("=")
-        if key.startswith(prefix):
-            out[key[len(prefix):]] = parse_value(raw)
-    return out
+    label = benchmark_registry.label(bench)
+    mine = [o for o in opts if o.strip().startswith(label + ".")]
+    return parse_options(mine, "--bench-opt", [label]).get(label, {})
