@@ -7,7 +7,7 @@ An editor knows nothing about pytest, benchmarks or backends. What it needs from
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
@@ -58,7 +58,9 @@ class EditHandle:
 
     ``originals`` maps parameter names to copies taken before the first change. ``restore`` is
     idempotent and exact: it copies, it never subtracts an update. ``batches`` holds what the
-    editor reported for each ``apply`` call the handle covers, in order.
+    editor reported for each ``apply`` call the handle covers, in order. An editor that keeps
+    state across edits (AlphaEdit's record of edited keys) registers ``on_restore`` callbacks
+    that put it back; restore runs them newest first, after the tensors.
     """
 
     def __init__(self, model: torch.nn.Module, originals: Mapping[str, torch.Tensor],
@@ -66,6 +68,11 @@ class EditHandle:
         self._model = model
         self._originals = dict(originals)
         self.batches: list[dict[str, object]] = [dict(b) for b in batches]
+        self._undo: list[Callable[[], None]] = []
+
+    def on_restore(self, undo: Callable[[], None]) -> None:
+        """Call ``undo`` on restore (it must be idempotent, as restore is)."""
+        self._undo.append(undo)
 
     @classmethod
     def snapshot(cls, model: torch.nn.Module, names: Sequence[str]) -> EditHandle:
@@ -86,12 +93,15 @@ class EditHandle:
         for name, tensor in later._originals.items():
             self._originals.setdefault(name, tensor)
         self.batches.extend(later.batches)
+        self._undo.extend(later._undo)
 
     @torch.no_grad()
     def restore(self) -> None:
         params = dict(self._model.named_parameters())
         for name, original in self._originals.items():
             params[name].copy_(original)
+        for undo in reversed(self._undo):
+            undo()
 
     @torch.no_grad()
     def change_norms(self) -> dict[str, dict[str, float]]:
@@ -198,6 +208,9 @@ class EditorBase:
                              f"{len(requests)} (use --batch-size 1)")
         self.context  # raises unless prepared
         handle = EditHandle.snapshot(model, self.parameter_names(model))
+        undo = self._checkpoint()
+        if undo is not None:
+            handle.on_restore(undo)
         try:
             stats = self._apply(model, tokenizer, list(requests))
         except BaseException:
@@ -212,6 +225,11 @@ class EditorBase:
 
     def _parameter_names(self, model: PreTrainedModel) -> list[str]:
         raise NotImplementedError
+
+    def _checkpoint(self) -> Callable[[], None] | None:
+        """Before each apply: a callable that puts the editor's own state back as it is now,
+        for an editor whose edits depend on earlier ones (None: no such state)."""
+        return None
 
     def _prepare(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> None:
         return None

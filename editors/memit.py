@@ -77,24 +77,39 @@ class MemitEditor(EditorBase):
         zs = torch.stack([v.init + v.delta for v in values]).double()  # (n, d)
         subjects = [r.subject for r in requests]
         plain = [r.text for r in requests]
-        weights = template_weights(len(self._templates), grouped=True)  # (T,)
-        ctx = [fill(t, r.text) for r in requests for t in self._templates]  # request-major
-        ctx_subjects = [r.subject for r in requests for _ in self._templates]
         norms: dict[str, float] = {}
         for i, layer in enumerate(cfg.layers):
             module = arch.mlp_out_name(layer)
             weight = model.get_parameter(arch.weight_name(layer))
-            keys = at_subject(model, tokenizer, ctx, ctx_subjects, [module], "in")[module]
-            keys = average_over_templates(keys, weights)  # (n, in)
+            keys = self._keys(model, tokenizer, requests, layer)  # (n, in)
             current = at_subject(model, tokenizer, plain, subjects, [z_module],
                                  "out")[z_module].double()  # (n, d)
             resid = (zs - current) / (len(cfg.layers) - i)  # (n, d)
-            mom2 = self._mom2[layer].to(keys.device)  # (in, in)
-            system = cfg.mom2_update_weight * mom2 + keys.T @ keys  # (in, in)
-            adj = torch.linalg.solve(system, keys.T)  # (in, n)
-            update = resid.T @ adj.T  # (d, in)
+            update = self._layer_update(layer, keys, resid)  # (d, in)
             with torch.no_grad():
                 weight.add_(from_out_in(update, arch).to(weight.dtype))
             norms[module] = float(update.norm())
+        self._after_update(model, tokenizer, requests)
         return {"target_nll": [v.nll for v in values], "value_steps": [v.steps for v in values],
                 "update_norms": norms}
+
+    def _keys(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
+              requests: list[EditRequest], layer: int) -> torch.Tensor:
+        """(n, in) float64: each request's key at ``layer``, averaged over the templates."""
+        module = arch_for(model).mlp_out_name(layer)
+        weights = template_weights(len(self._templates), grouped=True)  # (T,)
+        ctx = [fill(t, r.text) for r in requests for t in self._templates]  # request-major
+        ctx_subjects = [r.subject for r in requests for _ in self._templates]
+        keys = at_subject(model, tokenizer, ctx, ctx_subjects, [module], "in")[module]
+        return average_over_templates(keys, weights)
+
+    def _layer_update(self, layer: int, keys: torch.Tensor, resid: torch.Tensor) -> torch.Tensor:
+        """(n, in) keys, (n, d) residuals -> (d, in) update: R^T K (lambda C + K^T K)^-1."""
+        mom2 = self._mom2[layer].to(keys.device)  # (in, in)
+        system = self._cfg.mom2_update_weight * mom2 + keys.T @ keys  # (in, in)
+        adj = torch.linalg.solve(system, keys.T)  # (in, n)
+        return resid.T @ adj.T  # (d, in)
+
+    def _after_update(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
+                      requests: list[EditRequest]) -> None:
+        """Work once every layer is updated (AlphaEdit records the new keys); MEMIT has none."""

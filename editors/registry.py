@@ -22,7 +22,8 @@ class UnknownEditorError(UnknownPluginError):
 
 EDITORS: Registry[Editor] = Registry(
     noun="editing method", option="--methods", group=ENTRY_POINT_GROUP,
-    builtins={"ft": "editguard.editors.ft:FineTuneEditor",
+    builtins={"alphaedit": "editguard.editors.alphaedit:AlphaEditEditor",
+              "ft": "editguard.editors.ft:FineTuneEditor",
               "memit": "editguard.editors.memit:MemitEditor",
               "rome": "editguard.editors.rome:RomeEditor"},
     required=("name", "prepare", "apply", "parameter_names"),

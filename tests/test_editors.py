@@ -45,7 +45,7 @@ def cache(tmp_path_factory, arch):
     return tmp_path_factory.getbasetemp() / f"editor-cache-{arch}"
 
 
-@pytest.mark.parametrize("method", ["ft", "rome", "memit"])
+@pytest.mark.parametrize("method", ["alphaedit", "ft", "rome", "memit"])
 def test_edit_raises_target_only_declared_params_change_and_restore_is_exact(
         method, arch, model, tokenizer, cache):
     editor = create(method, TINY_METHOD_OPTIONS[method])

@@ -152,6 +152,8 @@ def build(*, models: Sequence[str], methods: Sequence[str], n_edits: Sequence[st
     """Validate everything a run needs that can be checked without loading a model. With
     ``edited`` (a checkpoint edited elsewhere), ``models`` is its one base model, no method
     runs, and the one n_edits is the number of edits in the edit file (0 without one)."""
+    if list(methods) == ["all"]:  # every registered method, in the registry's (sorted) order
+        methods = editor_registry.available()
     checkpoint_spec, counts = None, None
     if edited is not None:
         checkpoint_spec, count = _edited(edited, models=models, methods=methods, n_edits=n_edits,
