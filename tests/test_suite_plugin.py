@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from editguard.data.paths import editguard_home
+from editguard.editors.registry import available
 from tests.tiny import save_tiny
 
 pytest_plugins = ["pytester"]
@@ -375,3 +376,11 @@ def test_a_preset_collects_its_benchmarks_and_names_what_it_leaves_out(pytester,
     out = result.stdout.str()
     assert f"editguard --preset {preset}:" in out and f"  {missing}: not in editguard yet" in out
     assert "efficacy]" in out
+
+
+def test_methods_all_runs_every_registered_method(pytester):
+    result = run_inline(pytester, "--methods", "all", "--benchmarks", "efficacy",
+                        "--n-edits", "1", "--collect-only", "-q")
+    assert result.ret == pytest.ExitCode.OK, result.stderr.str()
+    methods = {line.split("-")[2] for line in result.stdout.lines if "[smollm2-135m-" in line}
+    assert methods == set(available()) and {"alphaedit", "ft", "memit", "rome"} <= methods
