@@ -25,6 +25,9 @@ STAND_INS = {
     "triviaqa": [{"question": "Which city is the capital of France",
                   "answer": {"aliases": ["Paris", "City of Light"], "value": "Paris"}}],
     "nq_open": [{"question": "where is the eiffel tower", "answer": ["Paris", "France"]}],
+    "mutual": [{"article": "m : i do n't like rain . f : why ? it 's good for plants .",
+                "options": ["m : because it 's wet .", "m : i like rain .", "m : plants ?",
+                            "m : what ?"], "answers": "A", "id": "dev_1"}],
 }
 
 
@@ -101,7 +104,9 @@ def test_presets_run_what_has_data_and_name_the_rest(tmp_path, monkeypatch):
     assert "boolq.limit=20" in chosen.bench_opts
     assert not any(o.startswith("gsm8k.") for o in chosen.bench_opts)  # gsm8k is left out
     assert any(line.startswith("rte: its data is the hub dataset") for line in chosen.left_out)
-    assert "mutual: not in editguard yet" in chosen.left_out
+    assert "samsum (ROUGE): not in editguard yet" in chosen.left_out
+    assert any(line.startswith("mutual: its data is the hub dataset 'EleutherAI/mutual'")
+               for line in chosen.left_out)
     assert any(line.startswith("gsm8k: its data is the hub dataset 'openai/gsm8k'")
                for line in chosen.left_out)
     a = presets.choose("paper-a", [], ["mmlu.limit=7"], 3, ["facts"], 0)
@@ -141,3 +146,20 @@ def test_a_local_files_contents_are_part_of_the_baseline_key(tmp_path):
     Path(path).write_text(json.dumps({"sentence": "a different film", "label": 0}) + "\n")
     after = create("sst2", {"path": path}).config()
     assert before["file_sha256"] != after["file_sha256"] and before["data"] == after["data"]
+
+
+def test_mutual_is_lm_evals_mutual(tmp_path, tokenizer):
+    from editguard.benchmarks.mutual import ranks
+
+    bench = create("mutual", {"path": stand_in(tmp_path, "mutual")})
+    ((item_id, context, options, gold),) = bench.items()
+    assert context == "m: i don't like rain. f: why? it's good for plants."  # lm-eval's detokenise
+    assert options[0] == "m: because it's wet." and gold == 0 and item_id == "validation/0"
+    # lm-eval's process_results: r@1 = argmax, r@2 = rank 0 or 1, mrr = 1 / (rank + 1)
+    assert ranks([-1.0, -2.0, -3.0, -4.0], 0) == {"r1": 1.0, "r2": 1.0, "mrr": 1.0}
+    assert ranks([-2.0, -1.0, -3.0, -4.0], 0) == {"r1": 0.0, "r2": 1.0, "mrr": 0.5}
+    assert ranks([-4.0, -1.0, -3.0, -2.0], 0) == {"r1": 0.0, "r2": 0.0, "mrr": 0.25}
+    backend = HFBackend(tiny_model("llama", len(tokenizer)), tokenizer)
+    result = bench.evaluate(backend)
+    lls = [r.logprob for r in backend.loglikelihood([(context, " " + o) for o in options])]
+    assert {m: result.value(m) for m in ("r1", "r2", "mrr")} == pytest.approx(ranks(lls, gold))

@@ -367,8 +367,8 @@ def test_an_unknown_backend_is_a_usage_error_with_a_suggestion(pytester):
     assert "unknown backend 'hff'. Did you mean 'hf'?" in result.stderr.str()
 
 
-@pytest.mark.parametrize("preset, missing", [("paper-a", "bbh (3-shot chain of thought)"),
-                                             ("paper-b", "mutual")])
+@pytest.mark.parametrize("preset, missing", [("paper-a", "commonsense_qa (7-shot)"),
+                                             ("paper-b", "samsum (ROUGE)")])
 def test_a_preset_collects_its_benchmarks_and_names_what_it_leaves_out(pytester, preset,
                                                                       missing):
     result = run_inline(pytester, "--preset", preset, "--limit-all", "3", "--collect-only")

