@@ -28,6 +28,11 @@ STAND_INS = {
     "mutual": [{"article": "m : i do n't like rain . f : why ? it 's good for plants .",
                 "options": ["m : because it 's wet .", "m : i like rain .", "m : plants ?",
                             "m : what ?"], "answers": "A", "id": "dev_1"}],
+    "samsum": [{"dialogue": "Amanda: I baked cookies. Do you want some?\nJerry: Sure!",
+                "summary": "Amanda baked cookies and will bring Jerry some."}],
+    "conll2003": [{"tokens": ["EU", "rejects", "German", "call", "to", "boycott", "British",
+                              "lamb", "."], "ner_tags": [3, 0, 7, 0, 0, 0, 7, 0, 0]},
+                  {"tokens": ["Peter", "Blackburn"], "ner_tags": ["B-PER", "I-PER"]}],
 }
 
 
@@ -104,7 +109,9 @@ def test_presets_run_what_has_data_and_name_the_rest(tmp_path, monkeypatch):
     assert "boolq.limit=20" in chosen.bench_opts
     assert not any(o.startswith("gsm8k.") for o in chosen.bench_opts)  # gsm8k is left out
     assert any(line.startswith("rte: its data is the hub dataset") for line in chosen.left_out)
-    assert "samsum (ROUGE): not in editguard yet" in chosen.left_out
+    assert not any("not in editguard yet" in line for line in chosen.left_out)
+    assert any(line.startswith("samsum: its data is the hub dataset 'knkarthick/samsum'")
+               for line in chosen.left_out)
     assert any(line.startswith("mutual: its data is the hub dataset 'EleutherAI/mutual'")
                for line in chosen.left_out)
     assert any(line.startswith("gsm8k: its data is the hub dataset 'openai/gsm8k'")
@@ -163,3 +170,43 @@ def test_mutual_is_lm_evals_mutual(tmp_path, tokenizer):
     result = bench.evaluate(backend)
     lls = [r.logprob for r in backend.loglikelihood([(context, " " + o) for o in options])]
     assert {m: result.value(m) for m in ("r1", "r2", "mrr")} == pytest.approx(ranks(lls, gold))
+
+
+def test_samsum_is_paper_bs_tldr_prompt_scored_with_rouge(tmp_path, tokenizer):
+    from rouge_score import rouge_scorer
+
+    bench = create("samsum", {"path": stand_in(tmp_path, "samsum")})
+    bench.check()
+    (item,) = bench.items()
+    assert item.context == "Amanda: I baked cookies. Do you want some?\nJerry: Sure!\nTL;DR:"
+    request = bench.request(item)
+    assert request.max_new_tokens == 25 and request.stop == ()
+    scores = bench.score(item, " Amanda baked cookies for Jerry.")
+    direct = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"]).score(
+        item.references[0], "Amanda baked cookies for Jerry.")
+    assert scores["rouge1"] == pytest.approx(direct["rouge1"].fmeasure)
+    assert scores["rouge"] == pytest.approx(sum(v.fmeasure for v in direct.values()) / 3)
+    assert bench.score(item, "")["rouge"] == 0.0
+    result = bench.evaluate(HFBackend(tiny_model("llama", len(tokenizer)), tokenizer))
+    assert set(result.scores) == {"rouge", "rouge1", "rouge2", "rougeL"}
+
+
+def test_conll2003_tags_what_each_type_prompt_answers_and_scores_entity_f1(tmp_path, tokenizer):
+    from editguard.benchmarks.ner import predicted_tags, prompt, sentence_f1
+
+    bench = create("conll2003", {"path": stand_in(tmp_path, "conll2003"), "limit": 0})
+    bench.check()
+    first, second = bench.items()
+    assert first.tags[:3] == ("B-ORG", "O", "B-MISC") and second.tags == ("B-PER", "I-PER")
+    assert prompt(first, "Person") == ("Please identify Person Entity from the given text. Text: "
+                                       "EU rejects German call to boycott British lamb. Entity:")
+    tags = predicted_tags(first.tokens, {"ORG": " EU, NATO", "MISC": "German; British\nx",
+                                         "PER": "", "LOC": " lamb"})
+    assert tags == ["B-ORG", "O", "B-MISC", "O", "O", "O", "B-MISC", "B-LOC", "O"]
+    # 3 of 4 predicted entities right (lamb is no location), 3 of 3 gold found: F1 = 6/7
+    assert sentence_f1(first.tags, tags) == pytest.approx(6 / 7)
+    assert sentence_f1(["O", "O"], ["O", "O"]) == 1.0
+    assert predicted_tags(second.tokens, {"PER": "Peter Blackburn"}) == ["B-PER", "I-PER"]
+    result = bench.evaluate(HFBackend(tiny_model("llama", len(tokenizer)), tokenizer))
+    assert len(result.scores["entity_f1"]) == 2
+    assert all(0.0 <= v <= 1.0 for v in result.scores["entity_f1"])

@@ -96,6 +96,7 @@ class Benchmark:
     metrics: ClassVar[tuple[Metric, ...]]
     settings: ClassVar[type]
     needs_edits: ClassVar[bool] = False
+    generates: ClassVar[bool] = False  # asks the backend to generate (it must can_generate)
 
     def __init__(self, options: Mapping[str, object] | None = None, *, seed: int = 0,
                  edits: Sequence[EditRequest] = ()) -> None:

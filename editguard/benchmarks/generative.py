@@ -29,6 +29,7 @@ class Generative(Benchmark):
     """Subclasses set ``until`` and ``max_new_tokens`` and implement ``items`` (the selected
     items, in a fixed order) and ``score`` (metric -> value for one response)."""
 
+    generates: ClassVar[bool] = True
     until: ClassVar[tuple[str, ...]] = ("\n",)
     max_new_tokens: ClassVar[int] = 32
 

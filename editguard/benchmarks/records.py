@@ -54,6 +54,15 @@ def _hub_ok() -> str | None:
     return None
 
 
+def require(module: str, name: str) -> None:
+    """Start-up check that a metric package of the ``hub`` extra is installed."""
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise DataUnavailable(f"{name}: its metric needs the package {module!r}, which is not "
+                              "installed; pip install 'editguard[hub]'")
+
+
 def check_source(name: str, data: HubData, path: str) -> None:
     """Start-up check: the local file parses and has the fields, or the hub can be reached."""
     if path:

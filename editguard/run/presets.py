@@ -34,9 +34,10 @@ PRESETS = {
         not_yet=("commonsense_qa (7-shot)",)),
     "paper-b": Preset(
         "paper-b", "Model Editing Can Hurt General Abilities of LLMs",
-        benchmarks=("efficacy", "gsm8k", "rte", "nq_open", "boolq", "mutual", "sst2"),
+        benchmarks=("efficacy", "gsm8k", "rte", "nq_open", "boolq", "mutual", "samsum",
+                    "conll2003", "sst2"),
         bench_opts=("gsm8k.variant=plain", "gsm8k.num_fewshot=0"),
-        not_yet=("samsum (ROUGE)", "conll2003 (entity F1)")),
+        not_yet=()),
 }
 
 
