@@ -24,6 +24,7 @@ EDITORS: Registry[Editor] = Registry(
     noun="editing method", option="--methods", group=ENTRY_POINT_GROUP,
     builtins={"alphaedit": "editguard.editors.alphaedit:AlphaEditEditor",
               "ft": "editguard.editors.ft:FineTuneEditor",
+              "grace": "editguard.editors.grace:GraceEditor",
               "memit": "editguard.editors.memit:MemitEditor",
               "rome": "editguard.editors.rome:RomeEditor"},
     required=("name", "prepare", "apply", "parameter_names"),

@@ -9,6 +9,7 @@ from editguard.editors.base import EditHandle
 from editguard.editors.layers import GPT2, LLAMA, arch_for, to_out_in
 from editguard.editors.registry import create
 from editguard.edits.request import EditRequest, Neighbour
+from editguard.models.loading import module_structure
 from tests.tiny import TINY_METHOD_OPTIONS, prepare_context, tiny_model
 
 # The prompts end with the subject: a random model's attention does not carry the subject to a
@@ -45,12 +46,13 @@ def cache(tmp_path_factory, arch):
     return tmp_path_factory.getbasetemp() / f"editor-cache-{arch}"
 
 
-@pytest.mark.parametrize("method", ["alphaedit", "ft", "rome", "memit"])
+@pytest.mark.parametrize("method", ["alphaedit", "ft", "grace", "rome", "memit"])
 def test_edit_raises_target_only_declared_params_change_and_restore_is_exact(
         method, arch, model, tokenizer, cache):
     editor = create(method, TINY_METHOD_OPTIONS[method])
     editor.prepare(model, tokenizer, prepare_context(cache, f"tiny-{arch}"))
     original = {n: p.detach().clone() for n, p in model.named_parameters()}
+    structure = module_structure(model)
     request = REQUESTS[0]
     before = target_logprob(model, tokenizer, request, request.target_new)
     handle = editor.apply(model, tokenizer, [request])
@@ -59,12 +61,17 @@ def test_edit_raises_target_only_declared_params_change_and_restore_is_exact(
 
     declared = set(editor.parameter_names(model))
     changed = {n for n, p in model.named_parameters() if not torch.equal(p, original[n])}
-    assert changed and changed <= declared, f"changed {changed - declared} outside {declared}"
+    assert changed <= declared, f"changed {changed - declared} outside {declared}"
+    # a weight edit changes what it declares; one that is not (grace) installs a hook instead
+    assert bool(changed) == bool(declared)
+    assert (module_structure(model) != structure) == (not declared)
 
     handle.restore()
     handle.restore()  # idempotent
     for name, p in model.named_parameters():
         assert torch.equal(p, original[name]), f"{name} not restored bit for bit"
+    assert module_structure(model) == structure  # no hook or module left behind
+    assert target_logprob(model, tokenizer, request, request.target_new) == pytest.approx(before)
 
 
 def test_rome_update_is_rank_one(arch, model, tokenizer, cache):

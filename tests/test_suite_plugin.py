@@ -329,7 +329,7 @@ def test_a_failed_restore_is_blamed_on_its_group_and_the_next_group_gets_clean_w
                 "--report-dir", str(tmp_path / "r2"), "-v")
     assert alone.ret == pytest.ExitCode.OK
     out = after.stdout.str()
-    assert "tiny-llama-drift: restoring the weights left 1 parameters different" in out
+    assert "tiny-llama-drift: restoring the model left 1 differences from the original" in out
     assert "model.norm.weight" in out
     key = ("tiny-llama", "ft", 1, "facts", "acc")
     assert rows(tmp_path / "r2")[key] == rows(tmp_path / "r1")[key]

@@ -33,6 +33,12 @@ class LoadedModel:
     fingerprint: str
     digests: dict[str, str]  # parameter name -> blake2b of its bytes at load time
     path: str  # where the weights were read from
+    # module name -> (class, hooks); what an editor that is not a weight edit must leave behind
+    structure: dict[str, tuple[str, int, int, int]] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.structure:
+            self.structure = module_structure(self.model)
 
     @property
     def label(self) -> str:
@@ -42,10 +48,33 @@ class LoadedModel:
     def device(self) -> torch.device:
         return model_device(self.model)
 
+    def changed_structure(self) -> list[str]:
+        """Modules added, removed or replaced since load, and modules with hooks they did not
+        have then (a wrapper or hook an editor left installed), one description each."""
+        now = module_structure(self.model)
+        out = [f"module {n} added ({now[n][0]})" for n in sorted(set(now) - set(self.structure))]
+        out += [f"module {n} removed" for n in sorted(set(self.structure) - set(now))]
+        for name in sorted(set(now) & set(self.structure)):
+            (cls, *hooks), (was, *had) = now[name], self.structure[name]
+            if cls != was:
+                out.append(f"module {name} is a {cls}, was a {was}")
+            elif hooks != had:
+                kinds = ("forward", "forward pre", "backward")
+                extra = [f"{k} hooks {b} -> {a}" for k, a, b in zip(kinds, hooks, had) if a != b]
+                out.append(f"module {name}: {', '.join(extra)}")
+        return out
+
     def changed_parameters(self, skip: Collection[str] = ()) -> list[str]:
         """Parameters whose bytes differ from load time (those in ``skip`` are not checked)."""
         return [n for n, p in sorted(self.model.named_parameters())
                 if n not in skip and tensor_digest(p) != self.digests[n]]
+
+
+def module_structure(model: torch.nn.Module) -> dict[str, tuple[str, int, int, int]]:
+    """Per module: its class and how many forward, forward-pre and backward hooks it has."""
+    return {name: (type(m).__name__, len(m._forward_hooks), len(m._forward_pre_hooks),
+                   len(m._backward_hooks))
+            for name, m in model.named_modules()}
 
 
 def locate(spec: ModelSpec, home: Path) -> str:

@@ -114,8 +114,9 @@ class Session:
         if changed:
             self.loaded = None
             self.restore_failures.append(
-                f"{group}: restoring the weights left {len(changed)} parameters different from "
-                f"the original: {changed[:5]} (an editor changed parameters it did not declare)")
+                f"{group}: restoring the model left {len(changed)} differences from the "
+                f"original: {changed[:5]} (an editor changed parameters it did not declare, or "
+                "left a hook or module installed)")
 
     def _model(self, label: str) -> LoadedModel:
         if self.loaded is not None and self.loaded.label == label:

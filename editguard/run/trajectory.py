@@ -171,14 +171,16 @@ class Trajectory:
     def close(self) -> list[str]:
         """Restore the original weights and let go of the model, editor and backend; returns
         every parameter that still differs from load time (none, unless an editor changed a
-        parameter it did not declare). Idempotent."""
+        parameter it did not declare) and every module or hook an editor left installed.
+        Idempotent."""
         if self._live is None:
             return []
         changed: list[str] = []
         if self.handle is not None or self.applied:
             if self.handle is not None:
                 self.handle.restore()
-            changed = self._live.loaded.changed_parameters()
+            changed = (self._live.loaded.changed_parameters()
+                       + self._live.loaded.changed_structure())
         self.handle = None
         self.applied = 0
         self._live = None

@@ -1,0 +1,224 @@
+"""GRACE: a codebook adapter at one layer (Hartvigsen et al., 2023). Not a weight edit.
+
+A forward hook on one MLP output projection holds a codebook of (key, value, radius) entries:
+
+    key   = the projection's input at the last token of the edit prompt          (in,)
+    value = what the projection outputs there instead; trained so that the model says the new
+            target (Adam, ``n_iter`` steps at ``edit_lr``; started at uniform noise, GRACE's
+            "cold" init, seeded)                                                   (out,)
+    radius epsilon, ``init_epsilon`` at first (the deferral radius)
+
+At every position whose input lies within some entry's radius (Euclidean, nearest entry) the
+projection's output is replaced by that entry's value; everywhere else the layer computes as
+before, so no parameter changes. A new edit whose key is within ``init_epsilon`` + radius of an
+entry with the same target widens that entry's radius to cover it; with another target both radii
+shrink to half the distance (GRACE's "coverage" rule). EasyEdit reads only the last position of
+each input; here every position is looked up, so teacher-forced scoring, batches and padding see
+the edit wherever the edited prompt occurs (on the edit prompt itself it is the same position).
+Restore removes the hook; the codebook goes back to what it was before each undone edit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from editguard.editors.base import EditorBase
+from editguard.editors.layers import arch_for, layer_field
+from editguard.editors.nethook import Trace
+from editguard.editors.values import frozen
+from editguard.edits.request import EditRequest
+from editguard.lm.device import model_device
+from editguard.settings import at_least
+
+ALGORITHM = {"method": "GRACE (Hartvigsen et al., 2023)", "follows": "EasyEdit GRACE",
+             "key": "input of the MLP output projection at the edit prompt's last token",
+             "lookup": "every position; nearest key, Euclidean, replaced within its radius",
+             "value_init": "cold (uniform [0, 1), seeded)", "eps_expand": "coverage"}
+
+
+@dataclasses.dataclass(frozen=True)
+class GraceSettings:
+    layer: int = layer_field(25)
+    n_iter: int = at_least(50, 1)  # value training steps per edit
+    edit_lr: float = 1.0
+    init_epsilon: float = 1.0  # the deferral radius of a new entry
+
+
+@dataclasses.dataclass
+class Codebook:
+    keys: torch.Tensor  # (K, in)
+    values: torch.Tensor  # (K, out)
+    radii: torch.Tensor  # (K,)
+    targets: list[str]
+
+    @classmethod
+    def empty(cls, d_in: int, d_out: int, device: torch.device,
+              dtype: torch.dtype) -> "Codebook":
+        return cls(torch.zeros((0, d_in), device=device, dtype=dtype),
+                   torch.zeros((0, d_out), device=device, dtype=dtype),
+                   torch.zeros((0,), device=device, dtype=torch.float32), [])
+
+    def copy(self) -> "Codebook":
+        return Codebook(self.keys.clone(), self.values.clone(), self.radii.clone(),
+                        list(self.targets))
+
+    def replace(self, inputs: torch.Tensor, outputs: torch.Tensor,
+                values: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, T, in) inputs, (B, T, out) outputs -> outputs with the value of the nearest entry
+        wherever an input lies within its radius (``values`` stands in for the stored ones)."""
+        if not len(self.targets):
+            return outputs
+        flat = inputs.reshape(-1, inputs.shape[-1]).float()  # (B*T, in)
+        dist = torch.cdist(flat, self.keys.float())  # (B*T, K)
+        nearest, index = dist.min(dim=1)  # (B*T,)
+        hit = nearest <= self.radii[index]  # (B*T,)
+        if not bool(hit.any()):
+            return outputs
+        table = self.values if values is None else values
+        flat_out = outputs.reshape(-1, outputs.shape[-1])
+        chosen = table[index].to(outputs.dtype)  # (B*T, out)
+        return torch.where(hit[:, None], chosen, flat_out).reshape(outputs.shape)
+
+
+class GraceEditor(EditorBase):
+    name: ClassVar[str] = "grace"
+    supports_batch: ClassVar[bool] = False
+    settings: ClassVar[type] = GraceSettings
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._book: Codebook | None = None
+        self._hook: torch.utils.hooks.RemovableHandle | None = None
+
+    def _parameter_names(self, model: PreTrainedModel) -> list[str]:
+        return []  # nothing is written into the weights
+
+    def _prepare(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> None:
+        self._remove()
+        self._book = None
+        self.provenance = {"algorithm": ALGORITHM}
+
+    def _module(self, model: PreTrainedModel) -> torch.nn.Module:
+        return model.get_submodule(arch_for(model).mlp_out_name(self._cfg.layer))
+
+    def _remove(self) -> None:
+        if self._hook is not None:
+            self._hook.remove()
+            self._hook = None
+
+    def _checkpoint(self) -> Callable[[], None]:
+        saved = None if self._book is None else self._book.copy()
+
+        def undo() -> None:
+            self._book = None if saved is None else saved.copy()
+            if self._book is None or not self._book.targets:
+                self._remove()
+
+        return undo
+
+    def _install(self, model: PreTrainedModel) -> None:
+        if self._hook is not None:
+            return
+
+        def hook(module: torch.nn.Module, args: tuple[Any, ...], output: torch.Tensor) -> Any:
+            book = self._book
+            return output if book is None else book.replace(args[0], output)
+
+        self._hook = self._module(model).register_forward_hook(hook)
+
+    def _apply(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
+               requests: list[EditRequest]) -> dict[str, Any]:
+        cfg: GraceSettings = self._cfg
+        (request,) = requests
+        device = model_device(model)
+        module_name = arch_for(model).mlp_out_name(cfg.layer)
+        prompt = tokenizer(request.text)["input_ids"]
+        target = tokenizer(" " + request.target_new, add_special_tokens=False)["input_ids"]
+        ids = torch.tensor([prompt + target[:-1]], device=device)  # (1, T)
+        where = len(prompt) - 1  # the last prompt token: the key's position
+        labels = torch.tensor(target, device=device)  # (N,)
+        label_pos = torch.arange(where, where + len(target), device=device)  # (N,)
+
+        with torch.no_grad(), Trace(model, [module_name], keep_inputs=True,
+                                    keep_outputs=True) as trace:
+            model(input_ids=ids)
+        key = trace.inputs[module_name][0, where].detach()  # (in,)
+        out = trace.outputs[module_name]  # (1, T, out)
+        if self._book is None:
+            self._book = Codebook.empty(key.shape[0], out.shape[-1], key.device, key.dtype)
+        book = self._book
+        # an entry with the same answer that this key falls near goes on training its value
+        widened = self._same_answer_entry(book, key, request.target_new, cfg.init_epsilon)
+        if widened is None:
+            generator = torch.Generator().manual_seed(self.context.seed + len(book.targets))
+            value = torch.rand(out.shape[-1], generator=generator).to(device, out.dtype)
+        else:
+            value = book.values[widened].detach().clone()
+        value.requires_grad_(True)
+        optimiser = torch.optim.Adam([value], lr=cfg.edit_lr)
+
+        def train_value(output: torch.Tensor, _: str) -> torch.Tensor:
+            replaced = output.clone()
+            replaced[0, where] = value.to(output.dtype)  # the edit prompt's own position
+            return replaced
+
+        nll = float("inf")
+        with frozen(model), torch.enable_grad():
+            for _ in range(cfg.n_iter):
+                optimiser.zero_grad()
+                with Trace(model, [module_name], edit=train_value, detach=False):
+                    logits = model(input_ids=ids).logits[0]  # (T, V)
+                logp = F.log_softmax(logits[label_pos].float(), dim=-1)  # (N, V)
+                loss = -logp.gather(1, labels[:, None]).mean()
+                nll = float(loss.detach())
+                loss.backward()
+                optimiser.step()
+        entry = self._admit(book, key, request.target_new, cfg.init_epsilon)
+        with torch.no_grad():
+            book.values[entry] = value.detach().to(book.values.dtype)
+        self._install(model)
+        return {"target_nll": nll, "codebook_entries": len(book.targets),
+                "radius": float(book.radii[entry])}
+
+    @staticmethod
+    def _same_answer_entry(book: Codebook, key: torch.Tensor, target: str,
+                           init_epsilon: float) -> int | None:
+        if not book.targets:
+            return None
+        dist = torch.cdist(key[None].float(), book.keys.float())[0]  # (K,)
+        gap, nearest = dist.min(dim=0)
+        n = int(nearest)
+        near = float(gap) <= init_epsilon + float(book.radii[n])
+        return n if near and book.targets[n] == target else None
+
+    @staticmethod
+    def _admit(book: Codebook, key: torch.Tensor, target: str, init_epsilon: float) -> int:
+        """The codebook entry the new key trains (GRACE's coverage rule); adds one if needed."""
+        if book.targets:
+            dist = torch.cdist(key[None].float(), book.keys.float())[0]  # (K,)
+            gap, nearest = (float(x) for x in dist.min(dim=0))
+            n = int(nearest)
+            if gap <= init_epsilon + float(book.radii[n]):
+                if book.targets[n] == target:  # the same answer: widen the entry to cover it
+                    book.radii[n] = max(float(book.radii[n]), gap)
+                    return n
+                book.radii[n] = gap / 2 - 1e-5  # another answer: split the space between them
+                _append(book, key, target, gap / 2)
+                return len(book.targets) - 1
+        _append(book, key, target, init_epsilon)
+        return len(book.targets) - 1
+
+
+def _append(book: Codebook, key: torch.Tensor, target: str, radius: float) -> None:
+    book.keys = torch.cat([book.keys, key[None].to(book.keys.dtype)])
+    book.values = torch.cat([book.values, torch.zeros((1, book.values.shape[1]),
+                                                      dtype=book.values.dtype,
+                                                      device=book.values.device)])
+    book.radii = torch.cat([book.radii, torch.tensor([radius], device=book.radii.device)])
+    book.targets.append(target)
