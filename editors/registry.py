@@ -25,6 +25,7 @@ EDITORS: Registry[Editor] = Registry(
     builtins={"alphaedit": "editguard.editors.alphaedit:AlphaEditEditor",
               "ft": "editguard.editors.ft:FineTuneEditor",
               "grace": "editguard.editors.grace:GraceEditor",
+              "kn": "editguard.editors.kn:KnEditor",
               "memit": "editguard.editors.memit:MemitEditor",
               "rome": "editguard.editors.rome:RomeEditor"},
     required=("name", "prepare", "apply", "parameter_names"),

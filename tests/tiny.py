@@ -59,6 +59,7 @@ TINY_METHOD_OPTIONS = {
               "mom2_update_weight": 1.0},
     # 1.0 sits inside both tiny models' key spectra (LLaMA 0.47 .. 13, GPT-2 0.03 .. 110)
     "grace": {"layer": 2, "n_iter": 20},
+    "kn": {"steps": 4},
     "alphaedit": {"layers": (1, 2), "stats_tokens": 3000, "context_templates": 2,
                   "nullspace_threshold": 1.0, "l2": 1.0},
 }
