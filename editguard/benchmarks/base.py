@@ -161,10 +161,7 @@ class MultipleChoice(Benchmark):
         raise NotImplementedError
 
     def evaluate(self, backend: Backend, item_ids: Sequence[str] | None = None) -> BenchmarkResult:
-        chosen = self.items()
-        if item_ids is not None:
-            wanted = set(item_ids)
-            chosen = [c for c in chosen if c.id in wanted]
+        chosen = restrict(self.items(), item_ids, lambda c: c.id)
         before = getattr(backend, "truncated", 0)
         scores = multiple_choice(backend, [c.context for c in chosen],
                                  [c.continuations for c in chosen])
@@ -172,6 +169,15 @@ class MultipleChoice(Benchmark):
         result = self.result([c.id for c in chosen],
                              {metric: [correct(s, c.answer) for s, c in zip(scores, chosen)]})
         return dataclasses.replace(result, truncated=getattr(backend, "truncated", 0) - before)
+
+
+def restrict(items: Sequence[T], item_ids: Sequence[str] | None,
+             key: Callable[[T], str]) -> list[T]:
+    """``items`` whose ids are in ``item_ids`` (all of them when it is None), in their order."""
+    if item_ids is None:
+        return list(items)
+    wanted = set(item_ids)
+    return [x for x in items if key(x) in wanted]
 
 
 def multiple_choice(backend: Backend, contexts: Sequence[str],

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 from editguard.backends.base import Backend, Generation
-from editguard.benchmarks.base import Benchmark, BenchmarkResult
+from editguard.benchmarks.base import Benchmark, BenchmarkResult, restrict
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,10 +49,7 @@ class Generative(Benchmark):
                 f"benchmark {self.name} generates text and backend "
                 f"{getattr(backend, 'name', type(backend).__name__)!r} cannot; use --backend hf "
                 f"or leave {self.name} out of --benchmarks")
-        chosen = self.items()
-        if item_ids is not None:
-            wanted = set(item_ids)
-            chosen = [i for i in chosen if i.id in wanted]
+        chosen = restrict(self.items(), item_ids, lambda i: i.id)
         before = getattr(backend, "truncated", 0)
         texts = backend.generate([self.request(i) for i in chosen])
         scores: dict[str, list[float]] = {m.name: [] for m in self.metrics}

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from editguard.backends.base import Backend
-from editguard.benchmarks.base import BenchmarkResult, Metric, multiple_choice
+from editguard.benchmarks.base import BenchmarkResult, Metric, multiple_choice, restrict
 from editguard.benchmarks.records import HubData, HubRecords
 from editguard.kinds import Kind
 
@@ -74,10 +74,7 @@ class Mutual(HubRecords):
         return self.select(pool, lambda q: q[0])
 
     def evaluate(self, backend: Backend, item_ids: Sequence[str] | None = None) -> BenchmarkResult:
-        chosen = self.items()
-        if item_ids is not None:
-            wanted = set(item_ids)
-            chosen = [q for q in chosen if q[0] in wanted]
+        chosen = restrict(self.items(), item_ids, lambda q: q[0])
         before = getattr(backend, "truncated", 0)
         scores = multiple_choice(backend, [q[1] for q in chosen],
                                  [tuple(" " + o for o in q[2]) for q in chosen])

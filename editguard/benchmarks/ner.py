@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from editguard.backends.base import Backend, Generation
-from editguard.benchmarks.base import BenchmarkResult, Metric
+from editguard.benchmarks.base import BenchmarkResult, Metric, restrict
 from editguard.benchmarks.records import HubData, HubRecords, require
 from editguard.kinds import Kind
 
@@ -104,10 +104,7 @@ class Conll2003(HubRecords):
         return self.select(pool, lambda s: s.id)
 
     def evaluate(self, backend: Backend, item_ids: Sequence[str] | None = None) -> BenchmarkResult:
-        chosen = self.items()
-        if item_ids is not None:
-            wanted = set(item_ids)
-            chosen = [s for s in chosen if s.id in wanted]
+        chosen = restrict(self.items(), item_ids, lambda s: s.id)
         before = getattr(backend, "truncated", 0)
         requests = [Generation(prompt(s, name), MAX_NEW_TOKENS, ()) for s in chosen
                     for _, name in TYPES]

@@ -17,7 +17,7 @@ from typing import ClassVar, Literal
 
 from editguard.backends.base import Backend
 from editguard.benchmarks.base import (BenchmarkResult, Choice, Metric, MultipleChoice,
-                                       multiple_choice)
+                                       multiple_choice, restrict)
 from editguard.benchmarks.records import HubData, HubRecords
 from editguard.data.paths import bigbench_task_path
 from editguard.kinds import Kind
@@ -119,10 +119,7 @@ class TruthfulQAMc2(HubRecords):
         return self.select(pool, lambda q: q[0])
 
     def evaluate(self, backend: Backend, item_ids: Sequence[str] | None = None) -> BenchmarkResult:
-        chosen = self.items()
-        if item_ids is not None:
-            wanted = set(item_ids)
-            chosen = [q for q in chosen if q[0] in wanted]
+        chosen = restrict(self.items(), item_ids, lambda q: q[0])
         before = getattr(backend, "truncated", 0)
         scores = multiple_choice(backend, [q[1] for q in chosen],
                                  [tuple(" " + a for a in q[2]) for q in chosen])
