@@ -175,6 +175,8 @@ class BbhBase(Generative):
         if opts.max_new_tokens < 1:
             raise ValueError(f"{self.name} max_new_tokens {opts.max_new_tokens} must be at least "
                              f"1 (lm-eval uses {generation_settings()[1]})")
+        for subtask in self.subtasks():  # the installed prompts (and data), before any model
+            subtask_prompt(subtask)
 
     def subtasks(self) -> tuple[str, ...]:
         return tuple(self.options.subtasks) or self.known
@@ -220,6 +222,11 @@ class BbhParents(BbhBase):
     version: ClassVar[str] = "1"
     settings: ClassVar[type] = BbhSettings
     known: ClassVar[tuple[str, ...]] = tuple(sorted(PARENTS))
+
+    def check(self) -> None:
+        super().check()
+        for subtask in self.subtasks():
+            bigbench_task_path(PARENTS[subtask][0])
 
     def pool(self) -> dict[str, list[tuple[str, str]]]:
         return {s: list(parent_items(s)) for s in self.subtasks()}
