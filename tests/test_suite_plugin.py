@@ -246,6 +246,8 @@ def test_a_collapsed_model_fails_with_model_collapsed_and_other_cases_go_on(pyte
      "it cannot generate text, and closedbook generate; use --backend hf"),
     (["--backend", "tests.backends_for_tests:ScoringOnlyHF", "--benchmarks", "facts,conll2003"],
      "it cannot generate text, and conll2003 generate; use --backend hf"),
+    (["--method-opt", "rome.easyedit_yaml=/no/such/hparams.yaml"],
+     "--method-opt rome.easyedit_yaml: '/no/such/hparams.yaml' is not a file"),
     (["--bench-opt", "facts.items=/no/such/ids.txt"],
      "--bench-opt facts: benchmark facts: item file '/no/such/ids.txt' does not exist"),
 ])
@@ -390,3 +392,20 @@ def test_methods_all_runs_every_registered_method(pytester):
     assert result.ret == pytest.ExitCode.OK, result.stderr.str()
     methods = {line.split("-")[2] for line in result.stdout.lines if "[smollm2-135m-" in line}
     assert methods == set(available()) and {"alphaedit", "ft", "memit", "rome"} <= methods
+
+
+def test_an_easyedit_file_sets_the_methods_hyperparameters_and_names_the_rest(pytester, tmp_path):
+    path = tmp_path / "rome.yaml"
+    path.write_text("alg_name: ROME\nlayers: [6]\nv_num_grad_steps: 7\nv_loss_layer: 29\n")
+    result = run_inline(pytester, "--methods", "rome", "--benchmarks", "efficacy", "--n-edits",
+                        "1", "--method-opt", f"rome.easyedit_yaml={path}", "--method-opt",
+                        "rome.v_steps=9", "--collect-only", "-q")
+    assert result.ret == pytest.ExitCode.OK, result.stderr.str()
+    out = result.stdout.str()
+    assert "EasyEdit keys with no editguard counterpart, not used: v_loss_layer" in out
+    from editguard.run.matrix import _easyedit  # what the run does with the options
+
+    options = {"rome": {"easyedit_yaml": str(path), "v_steps": 9}}
+    files, notices = _easyedit(options)
+    assert options == {"rome": {"layer": 6, "v_steps": 9}}  # --method-opt beside it wins
+    assert files == {"rome": str(path)} and len(notices) == 1

@@ -39,6 +39,8 @@ class Matrix:
     thresholds: ThresholdSet
     backend: str = "hf"  # a backend registry name or package.module:Class path
     edited: ModelSpec | None = None  # a checkpoint edited elsewhere, gated against ``models[0]``
+    easyedit: dict[str, str] = dataclasses.field(default_factory=dict)  # label -> YAML read
+    notices: tuple[str, ...] = ()  # said at start-up (EasyEdit keys with no counterpart)
 
     def method_labels(self) -> list[str]:
         if self.edited is not None:
@@ -85,7 +87,7 @@ class Matrix:
                 "benchmarks": list(self.benchmarks), "batch_size": self.batch_size,
                 "edits": self.edits, "seed": self.seed, "bench_options": self.bench_options,
                 "method_options": self.method_options, "thresholds": self.thresholds.to_dict(),
-                "backend": self.backend,
+                "backend": self.backend, "easyedit_yaml": self.easyedit,
                 "edited": None if self.edited is None else dataclasses.asdict(self.edited)}
 
 
@@ -209,6 +211,7 @@ def build(*, models: Sequence[str], methods: Sequence[str], n_edits: Sequence[st
         except (ValueError, OSError) as err:
             raise MatrixError(f"--bench-opt {label}: {err}") from None
     method_options = parse_options(method_opts, "--method-opt", labels)
+    easyedit_files, notices = _easyedit(method_options)
     for spec, label in zip(methods, labels):
         schema = getattr(editor_registry.resolve(spec), "settings", None)
         if dataclasses.is_dataclass(schema) and isinstance(schema, type):
@@ -218,7 +221,8 @@ def build(*, models: Sequence[str], methods: Sequence[str], n_edits: Sequence[st
                   benchmarks=tuple(dict.fromkeys(benchmarks)),
                   batch_size=batch_size, edits=edits, seed=seed, bench_options=bench_options,
                   method_options=method_options, cache_dir=cache_dir, thresholds=thresholds,
-                  backend=backend, edited=checkpoint_spec)
+                  backend=backend, edited=checkpoint_spec, easyedit=easyedit_files,
+                  notices=notices)
     if not thresholds.holm:
         return matrix
     family = matrix.ci_drop_verdicts()
@@ -227,6 +231,30 @@ def build(*, models: Sequence[str], methods: Sequence[str], n_edits: Sequence[st
                           "--verdict-mode ci, or set mode = \"ci\" on a max_drop limit of the "
                           "thresholds file")
     return dataclasses.replace(matrix, thresholds=dataclasses.replace(thresholds, family=family))
+
+
+def _easyedit(method_options: dict[str, dict[str, Any]]
+              ) -> tuple[dict[str, str], tuple[str, ...]]:
+    """Replace each method's ``easyedit_yaml`` option by the settings the file maps to (the
+    method's other options win); the files read, and a notice per file with unmapped keys."""
+    from editguard.editors.easyedit import EasyEditConfigError, translate
+
+    files: dict[str, str] = {}
+    notices: list[str] = []
+    for label, options in method_options.items():
+        if "easyedit_yaml" not in options:
+            continue
+        path = str(options.pop("easyedit_yaml"))
+        try:
+            mapped, unmapped = translate(label, path)
+        except EasyEditConfigError as err:
+            raise MatrixError(f"--method-opt {err}") from None
+        method_options[label] = {**mapped, **options}
+        files[label] = path
+        if unmapped:
+            notices.append(f"--method-opt {label}.easyedit_yaml={path}: EasyEdit keys with no "
+                           f"editguard counterpart, not used: {', '.join(unmapped)}")
+    return files, tuple(notices)
 
 
 def _edited(edited: str, *, models: Sequence[str], methods: Sequence[str], n_edits: Sequence[str],
