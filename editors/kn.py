@@ -8,7 +8,7 @@
    matrix multiplies (EasyEdit scales the pre-activation of gate_proj / c_fc instead; the KN paper,
    on BERT, the post-activation as here).
 2. Selection. Per prompt the "coarse" neurons score above ``adaptive_threshold`` x that prompt's
-   largest score; with ``refine`` a neuron is kept when more than ``p`` of the prompts share it.
+   largest score (and above 0); with ``refine`` a neuron is kept when more than ``p`` of the prompts share it.
    The prompts are the edit prompt and its model-written prefixed versions (ROME's context
    templates), not the request's paraphrases, which efficacy scores.
 3. Edit. Each kept neuron's value vector (column i of the output projection) gets the word
@@ -116,7 +116,10 @@ class KnEditor(EditorBase):
         counts: Counter[tuple[int, int]] = Counter()
         best: dict[tuple[int, int], float] = {}
         for scores in coarse:
-            above = (scores > cfg.adaptive_threshold * scores.max()).nonzero().tolist()
+            # positive attributions only: when none is (the model all but rules the old answer
+            # out), no neuron expresses it and nothing is edited
+            mask = (scores > cfg.adaptive_threshold * scores.max()) & (scores > 0)
+            above = mask.nonzero().tolist()
             for k, i in above:
                 counts[(layers[k], i)] += 1
                 best[(layers[k], i)] = max(best.get((layers[k], i), 0.0), float(scores[k, i]))
@@ -125,8 +128,9 @@ class KnEditor(EditorBase):
         kept = sorted(kept[: cfg.max_neurons] if cfg.max_neurons else kept)
         self._rewrite(model, tokenizer, request, kept,
                       [float(signs[layers.index(layer), i]) for layer, i in kept])
-        return {"neurons": [list(n) for n in kept], "coarse": [int((s > cfg.adaptive_threshold *
-                                                                    s.max()).sum()) for s in coarse]}
+        return {"neurons": [list(n) for n in kept],
+                "coarse": [int(((s > cfg.adaptive_threshold * s.max()) & (s > 0)).sum())
+                           for s in coarse]}
 
     @torch.no_grad()
     def _rewrite(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
