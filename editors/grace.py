@@ -68,10 +68,16 @@ class Codebook:
         return Codebook(self.keys.clone(), self.values.clone(), self.radii.clone(),
                         list(self.targets))
 
-    def replace(self, inputs: torch.Tensor, outputs: torch.Tensor,
-                values: torch.Tensor | None = None) -> torch.Tensor:
+    def nearest(self, key: torch.Tensor) -> tuple[float, int] | None:
+        """(distance, index) of the entry nearest to ``key`` (in,); None when empty."""
+        if not self.targets:
+            return None
+        gap, index = torch.cdist(key[None].float(), self.keys.float())[0].min(dim=0)
+        return float(gap), int(index)
+
+    def replace(self, inputs: torch.Tensor, outputs: torch.Tensor) -> torch.Tensor:
         """(B, T, in) inputs, (B, T, out) outputs -> outputs with the value of the nearest entry
-        wherever an input lies within its radius (``values`` stands in for the stored ones)."""
+        wherever an input lies within its radius."""
         if not len(self.targets):
             return outputs
         flat = inputs.reshape(-1, inputs.shape[-1]).float()  # (B*T, in)
@@ -80,9 +86,8 @@ class Codebook:
         hit = nearest <= self.radii[index]  # (B*T,)
         if not bool(hit.any()):
             return outputs
-        table = self.values if values is None else values
         flat_out = outputs.reshape(-1, outputs.shape[-1])
-        chosen = table[index].to(outputs.dtype)  # (B*T, out)
+        chosen = self.values[index].to(outputs.dtype)  # (B*T, out)
         return torch.where(hit[:, None], chosen, flat_out).reshape(outputs.shape)
 
 
@@ -154,7 +159,11 @@ class GraceEditor(EditorBase):
             self._book = Codebook.empty(key.shape[0], out.shape[-1], key.device, key.dtype)
         book = self._book
         # an entry with the same answer that this key falls near goes on training its value
-        widened = self._same_answer_entry(book, key, request.target_new, cfg.init_epsilon)
+        near = book.nearest(key)  # an entry this key falls within reach of, if any
+        close = near if near is not None and \
+            near[0] <= cfg.init_epsilon + float(book.radii[near[1]]) else None
+        widened = close[1] if close is not None and \
+            book.targets[close[1]] == request.target_new else None
         if widened is None:
             generator = torch.Generator().manual_seed(self.context.seed + len(book.targets))
             value = torch.rand(out.shape[-1], generator=generator).to(device, out.dtype)
@@ -179,46 +188,32 @@ class GraceEditor(EditorBase):
                 nll = float(loss.detach())
                 loss.backward()
                 optimiser.step()
-        entry = self._admit(book, key, request.target_new, cfg.init_epsilon)
-        with torch.no_grad():
-            book.values[entry] = value.detach().to(book.values.dtype)
+        entry = _admit(book, key, value.detach(), request.target_new, cfg.init_epsilon, close)
         self._install(model)
         return {"target_nll": nll, "codebook_entries": len(book.targets),
                 "radius": float(book.radii[entry])}
 
-    @staticmethod
-    def _same_answer_entry(book: Codebook, key: torch.Tensor, target: str,
-                           init_epsilon: float) -> int | None:
-        if not book.targets:
-            return None
-        dist = torch.cdist(key[None].float(), book.keys.float())[0]  # (K,)
-        gap, nearest = dist.min(dim=0)
-        n = int(nearest)
-        near = float(gap) <= init_epsilon + float(book.radii[n])
-        return n if near and book.targets[n] == target else None
 
-    @staticmethod
-    def _admit(book: Codebook, key: torch.Tensor, target: str, init_epsilon: float) -> int:
-        """The codebook entry the new key trains (GRACE's coverage rule); adds one if needed."""
-        if book.targets:
-            dist = torch.cdist(key[None].float(), book.keys.float())[0]  # (K,)
-            gap, nearest = (float(x) for x in dist.min(dim=0))
-            n = int(nearest)
-            if gap <= init_epsilon + float(book.radii[n]):
-                if book.targets[n] == target:  # the same answer: widen the entry to cover it
-                    book.radii[n] = max(float(book.radii[n]), gap)
-                    return n
-                book.radii[n] = gap / 2 - 1e-5  # another answer: split the space between them
-                _append(book, key, target, gap / 2)
-                return len(book.targets) - 1
-        _append(book, key, target, init_epsilon)
-        return len(book.targets) - 1
+def _admit(book: Codebook, key: torch.Tensor, value: torch.Tensor, target: str,
+           init_epsilon: float, close: tuple[float, int] | None) -> int:
+    """Write the trained ``value`` by GRACE's coverage rule (``close``: (distance, index) of the
+    entry the key fell within reach of before this edit, or None); the entry it went to."""
+    if close is not None:
+        gap, n = close
+        if book.targets[n] == target:  # the same answer: widen the entry to cover the key
+            book.radii[n] = max(float(book.radii[n]), gap)
+            book.values[n] = value.to(book.values.dtype)
+            return n
+        book.radii[n] = gap / 2 - 1e-5  # another answer: split the space between them
+        _append(book, key, value, target, gap / 2)
+    else:
+        _append(book, key, value, target, init_epsilon)
+    return len(book.targets) - 1
 
 
-def _append(book: Codebook, key: torch.Tensor, target: str, radius: float) -> None:
+def _append(book: Codebook, key: torch.Tensor, value: torch.Tensor, target: str,
+            radius: float) -> None:
     book.keys = torch.cat([book.keys, key[None].to(book.keys.dtype)])
-    book.values = torch.cat([book.values, torch.zeros((1, book.values.shape[1]),
-                                                      dtype=book.values.dtype,
-                                                      device=book.values.device)])
+    book.values = torch.cat([book.values, value[None].to(book.values.dtype)])
     book.radii = torch.cat([book.radii, torch.tensor([radius], device=book.radii.device)])
     book.targets.append(target)

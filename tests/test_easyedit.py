@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from editguard.editors.easyedit import EasyEditConfigError, translate
-from editguard.editors.registry import create
+from editguard.editors.registry import resolve
 from editguard.editors.rome import RomeSettings
 from editguard.settings import build
 
@@ -59,7 +59,7 @@ def test_each_methods_keys(tmp_path):
                          ("ft", "layers: [21]\nlr: 5e-4\nnum_steps: 25\nnorm_constraint: 5e-5\n"),
                          ("kn", "steps: 20\nadaptive_threshold: 0.2\np: 0.4\nrefine: false\n")]:
         settings, unmapped = translate(method, write(tmp_path, text))
-        create(method, settings)  # accepted as overrides
+        build(resolve(method).settings, settings, method)  # every mapped key is a real setting
         assert not unmapped
 
 

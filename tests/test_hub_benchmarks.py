@@ -159,9 +159,11 @@ def test_mutual_is_lm_evals_mutual(tmp_path, tokenizer):
     from editguard.benchmarks.mutual import ranks
 
     bench = create("mutual", {"path": stand_in(tmp_path, "mutual")})
-    ((item_id, context, options, gold),) = bench.items()
+    (item,) = bench.items()
+    context, options, gold = item.context, [o[1:] for o in item.continuations], item.answer
+    assert all(o.startswith(" ") for o in item.continuations)  # after a space, as lm-eval
     assert context == "m: i don't like rain. f: why? it's good for plants."  # lm-eval's detokenise
-    assert options[0] == "m: because it's wet." and gold == 0 and item_id == "validation/0"
+    assert options[0] == "m: because it's wet." and gold == 0 and item.id == "validation/0"
     # lm-eval's process_results: r@1 = argmax, r@2 = rank 0 or 1, mrr = 1 / (rank + 1)
     assert ranks([-1.0, -2.0, -3.0, -4.0], 0) == {"r1": 1.0, "r2": 1.0, "mrr": 1.0}
     assert ranks([-2.0, -1.0, -3.0, -4.0], 0) == {"r1": 0.0, "r2": 1.0, "mrr": 0.5}

@@ -96,7 +96,6 @@ class Benchmark:
     metrics: ClassVar[tuple[Metric, ...]]
     settings: ClassVar[type]
     needs_edits: ClassVar[bool] = False
-    generates: ClassVar[bool] = False  # asks the backend to generate (it must can_generate)
 
     def __init__(self, options: Mapping[str, object] | None = None, *, seed: int = 0,
                  edits: Sequence[EditRequest] = ()) -> None:
@@ -165,10 +164,17 @@ class MultipleChoice(Benchmark):
         before = getattr(backend, "truncated", 0)
         scores = multiple_choice(backend, [c.context for c in chosen],
                                  [c.continuations for c in chosen])
-        metric = self.primary_metric()
-        result = self.result([c.id for c in chosen],
-                             {metric: [correct(s, c.answer) for s, c in zip(scores, chosen)]})
+        values: dict[str, list[float]] = {m.name: [] for m in self.metrics}
+        for lls, choice in zip(scores, chosen, strict=True):
+            for metric, value in self.score_choices(lls, choice).items():
+                values[metric].append(value)
+        result = self.result([c.id for c in chosen], values)
         return dataclasses.replace(result, truncated=getattr(backend, "truncated", 0) - before)
+
+    def score_choices(self, scores: Sequence[float], choice: Choice) -> dict[str, float]:
+        """Metric -> value from one item's summed log-likelihoods, one per continuation: by
+        default 1 when ``choice.answer`` is the most likely."""
+        return {self.primary_metric(): correct(scores, choice.answer)}
 
 
 def restrict(items: Sequence[T], item_ids: Sequence[str] | None,

@@ -35,7 +35,7 @@ from editguard.benchmarks.base import Metric
 from editguard.benchmarks.exact import exact_match
 from editguard.benchmarks.generative import Generative, Prompted
 from editguard.benchmarks.gsm8k import extract
-from editguard.benchmarks.records import DataUnavailable, HubData, HubRecords
+from editguard.benchmarks.records import DataUnavailable, HubData, HubRecords, load_records
 from editguard.benchmarks.selection import choose
 from editguard.data.archives import BBH_SUBTASKS, BBH_TEMPLATE, BBH_YAML
 from editguard.data.paths import bigbench_task_path, lmeval_task_path
@@ -188,19 +188,21 @@ class BbhBase(Generative):
     def items(self) -> list[Prompted]:
         opts = self.options
         pools = self.pool()
-        every = [Prompted(f"{s}/{i}", prompt(s, text), (target,))
-                 for s in self.subtasks() for i, (text, target) in enumerate(pools[s])]
-        if opts.items:
-            return self.select(every, lambda p: p.id)
-        # ``limit`` spread evenly: subtask k gets limit // n, the first limit % n one more
         names = self.subtasks()
-        chosen: set[str] = set()
-        for k, s in enumerate(names):
-            quota = 0 if opts.limit == 0 else opts.limit // len(names) + (k < opts.limit % len(names))
-            if opts.limit and not quota:
-                continue
-            chosen.update(f"{s}/{i}" for i in choose(len(pools[s]), quota, self.seed))
-        return [p for p in every if p.id in chosen]
+        every = [(f"{s}/{i}", s, i) for s in names for i in range(len(pools[s]))]
+        if opts.items:
+            chosen = self.select(every, lambda e: e[0])
+        elif opts.limit == 0:
+            chosen = every
+        else:  # ``limit`` spread evenly: subtask k gets limit // n, the first limit % n one more
+            quotas = {s: opts.limit // len(names) + (k < opts.limit % len(names))
+                      for k, s in enumerate(names)}
+            picked = {(s, i) for s in names if quotas[s]
+                      for i in choose(len(pools[s]), quotas[s], self.seed)}
+            chosen = [e for e in every if (e[1], e[2]) in picked]
+        # prompts only for the chosen items: a parent task holds up to 14,197 of them
+        return [Prompted(key, prompt(s, pools[s][i][0]), (pools[s][i][1],))
+                for key, s, i in chosen]
 
     def request(self, item: Prompted) -> Generation:
         until, _ = generation_settings()
@@ -212,7 +214,7 @@ class BbhBase(Generative):
                                            ignore_punctuation=False)}
 
     def config(self) -> dict[str, Any]:
-        until, max_gen = generation_settings()
+        until, _ = generation_settings()
         return {**super().config(), "prompts": f"lm-eval 0.4.13 {BBH_YAML.format('<subtask>')}",
                 "until": list(until), "subtasks": list(self.subtasks())}
 
@@ -255,17 +257,13 @@ class Bbh(HubRecords, BbhBase):
     def pool(self) -> dict[str, list[tuple[str, str]]]:
         if self.options.path:
             records = [r for _, r in self.records()]
-        else:
-            records = [{**r, "subtask": s} for s in self.subtasks() for r in _hub_subtask(s)]
+        else:  # one hub config per subtask, whose records do not name it
+            records = [{**r, "subtask": s} for s in self.subtasks() for r in load_records(
+                self.name, HubData(self.data.hub_id, s, self.data.split, ("input", "target")),
+                "")]
         out: dict[str, list[tuple[str, str]]] = {s: [] for s in self.subtasks()}
         for r in records:
             if r["subtask"] in out:
                 out[r["subtask"]].append((r["input"], r["target"]))
         return out
-
-
-def _hub_subtask(subtask: str) -> list[dict[str, Any]]:
-    import datasets
-
-    return [dict(r) for r in datasets.load_dataset("SaylorTwift/bbh", subtask, split="test")]
 

@@ -16,8 +16,7 @@ import math
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from editguard.backends.base import Backend
-from editguard.benchmarks.base import BenchmarkResult, Metric, multiple_choice, restrict
+from editguard.benchmarks.base import Choice, Metric, MultipleChoice
 from editguard.benchmarks.records import HubData, HubRecords
 from editguard.kinds import Kind
 
@@ -51,7 +50,7 @@ def ranks(scores: Sequence[float], gold: int) -> dict[str, float]:
     return {"r1": first, "r2": float(rank == 1) + first, "mrr": 1.0 / (rank + 1)}
 
 
-class Mutual(HubRecords):
+class Mutual(HubRecords, MultipleChoice):
     name: ClassVar[str] = "mutual"
     version: ClassVar[str] = "1"
     kind: ClassVar[Kind] = "capability"
@@ -61,29 +60,20 @@ class Mutual(HubRecords):
     data: ClassVar[HubData] = HubData("EleutherAI/mutual", "mutual", "validation",
                                       ("article", "options", "answers"))
 
-    def items(self) -> list[tuple[str, str, tuple[str, ...], int]]:
-        """(id, context, candidate turns, gold index) of the selected dialogues."""
+    def items(self) -> list[Choice]:
         pool = []
         for i, r in self.records():
             if r["answers"] not in ANSWERS or len(r["options"]) != len(ANSWERS):
                 raise ValueError(f"mutual: record {i} has answers {r['answers']!r} and "
                                  f"{len(r['options'])} options; expected one of "
                                  f"{', '.join(ANSWERS)} and 4 options")
-            pool.append((i, detokenise(r["article"]),
-                         tuple(detokenise(o) for o in r["options"]), ANSWERS.index(r["answers"])))
-        return self.select(pool, lambda q: q[0])
+            pool.append(Choice(i, detokenise(r["article"]),
+                               tuple(" " + detokenise(o) for o in r["options"]),
+                               ANSWERS.index(r["answers"])))
+        return self.select(pool, lambda c: c.id)
 
-    def evaluate(self, backend: Backend, item_ids: Sequence[str] | None = None) -> BenchmarkResult:
-        chosen = restrict(self.items(), item_ids, lambda q: q[0])
-        before = getattr(backend, "truncated", 0)
-        scores = multiple_choice(backend, [q[1] for q in chosen],
-                                 [tuple(" " + o for o in q[2]) for q in chosen])
-        values: dict[str, list[float]] = {m.name: [] for m in self.metrics}
-        for lls, q in zip(scores, chosen, strict=True):
-            for metric, value in ranks(lls, q[3]).items():
-                values[metric].append(value)
-        result = self.result([q[0] for q in chosen], values)
-        return dataclasses.replace(result, truncated=getattr(backend, "truncated", 0) - before)
+    def score_choices(self, scores: Sequence[float], choice: Choice) -> dict[str, float]:
+        return ranks(scores, choice.answer)
 
     def config(self) -> dict[str, Any]:
         return {**super().config(), "lm_eval_task": "mutual (metrics r@1, r@2, mrr)"}

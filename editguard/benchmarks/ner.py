@@ -18,15 +18,15 @@ import re
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from editguard.backends.base import Backend, Generation
-from editguard.benchmarks.base import BenchmarkResult, Metric, restrict
+from editguard.backends.base import Generation
+from editguard.benchmarks.base import Metric
+from editguard.benchmarks.generative import Generative, Prompted
 from editguard.benchmarks.records import HubData, HubRecords, require
 from editguard.kinds import Kind
 
 TAGS = ("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC")
 TYPES = (("PER", "Person"), ("LOC", "Location"), ("ORG", "Organization"),
          ("MISC", "Miscellaneous"))
-MAX_NEW_TOKENS = 10
 _PIECES = re.compile(r"[,;\n]")
 
 
@@ -39,18 +39,20 @@ class NerSettings:
 
 
 @dataclasses.dataclass(frozen=True)
-class Sentence:
-    id: str
+class Sentence(Prompted):
+    """A sentence (``context``: its tokens joined by spaces, "," and "." attached) and its gold
+    tags; no reference strings."""
+
     tokens: tuple[str, ...]
     tags: tuple[str, ...]
 
-    @property
-    def text(self) -> str:
-        return "".join(t if t in (",", ".") else " " + t for t in self.tokens)[1:]
+
+def joined(tokens: Sequence[str]) -> str:
+    return "".join(t if t in (",", ".") else " " + t for t in tokens)[1:]
 
 
 def prompt(sentence: Sentence, entity_type: str) -> str:
-    return (f"Please identify {entity_type} Entity from the given text. Text: {sentence.text} "
+    return (f"Please identify {entity_type} Entity from the given text. Text: {sentence.context} "
             "Entity:")
 
 
@@ -79,13 +81,14 @@ def sentence_f1(gold: Sequence[str], predicted: Sequence[str]) -> float:
     return float(f1_score([list(gold)], [list(predicted)], zero_division=0))
 
 
-class Conll2003(HubRecords):
+class Conll2003(HubRecords, Generative[Sentence]):
     name: ClassVar[str] = "conll2003"
     version: ClassVar[str] = "1"
     kind: ClassVar[Kind] = "capability"
     metrics: ClassVar[tuple[Metric, ...]] = (Metric("entity_f1", primary=True),)
     settings: ClassVar[type] = NerSettings
-    generates: ClassVar[bool] = True
+    until: ClassVar[tuple[str, ...]] = ()
+    max_new_tokens: ClassVar[int] = 10
     data: ClassVar[HubData] = HubData("eriktks/conll2003", None, "test", ("tokens", "ner_tags"))
 
     def check(self) -> None:
@@ -100,25 +103,16 @@ class Conll2003(HubRecords):
                 raise ValueError(f"conll2003: record {i} has {len(r['tokens'])} tokens and "
                                  f"{len(tags)} tags; each token needs one tag")
             if r["tokens"]:
-                pool.append(Sentence(i, tuple(r["tokens"]), tags))
+                pool.append(Sentence(i, joined(r["tokens"]), (), tuple(r["tokens"]), tags))
         return self.select(pool, lambda s: s.id)
 
-    def evaluate(self, backend: Backend, item_ids: Sequence[str] | None = None) -> BenchmarkResult:
-        chosen = restrict(self.items(), item_ids, lambda s: s.id)
-        before = getattr(backend, "truncated", 0)
-        requests = [Generation(prompt(s, name), MAX_NEW_TOKENS, ()) for s in chosen
-                    for _, name in TYPES]
-        texts = backend.generate(requests)
-        scores = []
-        for k, s in enumerate(chosen):
-            answers = {label: texts[4 * k + j] for j, (label, _) in enumerate(TYPES)}
-            scores.append(sentence_f1(s.tags, predicted_tags(s.tokens, answers)))
-        result = dataclasses.replace(self.result([s.id for s in chosen], {"entity_f1": scores}),
-                                     truncated=getattr(backend, "truncated", 0) - before)
-        if self.options.keep_text:
-            joined = tuple(" | ".join(texts[4 * k: 4 * k + 4]) for k in range(len(chosen)))
-            result = dataclasses.replace(result, texts=joined)
-        return result
+    def requests(self, item: Sentence) -> list[Generation]:
+        return [Generation(prompt(item, name), self.max_new_tokens, self.until)
+                for _, name in TYPES]
+
+    def score_responses(self, item: Sentence, responses: Sequence[str]) -> dict[str, float]:
+        answers = {label: text for (label, _), text in zip(TYPES, responses, strict=True)}
+        return {"entity_f1": sentence_f1(item.tags, predicted_tags(item.tokens, answers))}
 
     def config(self) -> dict[str, Any]:
         return {**super().config(), "metric": "seqeval entity F1 per sentence, mean"}

@@ -9,6 +9,7 @@ a local file with dialogue, summary.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, ClassVar
 
 from editguard.benchmarks.base import Metric
@@ -55,7 +56,9 @@ class Samsum(HubRecords, Generative):
         return {**super().config(), "rouge": "rouge-score, F-measure, no stemmer"}
 
 
+@functools.cache
 def _scorer() -> Any:
+    """One scorer for the process (it compiles its tokeniser's patterns)."""
     from rouge_score import rouge_scorer  # the hub extra; named in check() when missing
 
     return rouge_scorer.RougeScorer(list(ROUGE_TYPES), use_stemmer=False)

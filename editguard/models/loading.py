@@ -34,11 +34,10 @@ class LoadedModel:
     digests: dict[str, str]  # parameter name -> blake2b of its bytes at load time
     path: str  # where the weights were read from
     # module name -> (class, hooks); what an editor that is not a weight edit must leave behind
-    structure: dict[str, tuple[str, int, int, int]] = dataclasses.field(default_factory=dict)
+    structure: dict[str, tuple[str, int, int, int]] = dataclasses.field(init=False)
 
     def __post_init__(self) -> None:
-        if not self.structure:
-            self.structure = module_structure(self.model)
+        self.structure = module_structure(self.model)
 
     @property
     def label(self) -> str:

@@ -177,8 +177,10 @@ def build(*, models: Sequence[str], methods: Sequence[str], n_edits: Sequence[st
         kinds.check(benchmark_registry.resolve(name).kind, f"benchmark {name!r}")
     backend_cls = backend_registry.resolve(backend)
     if not getattr(backend_cls, "can_generate", True):
+        from editguard.benchmarks.generative import Generative
+
         generating = [b for b in benchmarks
-                      if getattr(benchmark_registry.resolve(b), "generates", False)]
+                      if issubclass(benchmark_registry.resolve(b), Generative)]
         if generating:
             raise MatrixError(f"--backend {backend}: it cannot generate text, and "
                               f"{', '.join(generating)} generate; use --backend hf or leave "
