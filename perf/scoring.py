@@ -17,9 +17,8 @@ import time
 import torch
 
 from editguard.backends.hf import HFBackend
-from editguard.benchmarks.base import subset
 from editguard.benchmarks.mmlu import LETTERS, Mmlu
-from editguard.benchmarks.truthfulqa import read_offline
+from editguard.benchmarks.bbq import Bbq
 from editguard.data.paths import editguard_home
 from editguard.models.loading import load
 from editguard.models.spec import ModelSpec
@@ -45,9 +44,8 @@ def main() -> None:
     mmlu = Mmlu({"limit": args.limit})
     questions, shots = mmlu._questions()
     requests = [(mmlu.prompt(q, []), f" {letter}") for q in questions for letter in LETTERS]
-    tqa, _ = read_offline()
-    requests += [(f"Q: {q.question}\nA:", " " + c)
-                 for q in subset(tqa, args.limit, 0) for c in q.choices]
+    requests += [(item.context, c) for item in Bbq({"limit": args.limit}).items()
+                 for c in item.continuations]
     backend = HFBackend(lm.model, lm.tokenizer)
     start = time.perf_counter()
     fast = [r.logprob for r in backend.loglikelihood(requests)]
@@ -56,7 +54,7 @@ def main() -> None:
     slow = naive(lm.model, lm.tokenizer, requests)
     t_slow = time.perf_counter() - start
     worst = max(abs(a - b) for a, b in zip(fast, slow))
-    print(f"{len(requests)} requests (MMLU {args.limit} x 4 letters + TruthfulQA {args.limit} "
+    print(f"{len(requests)} requests (MMLU {args.limit} x 4 letters + BBQ {args.limit} "
           f"questions' choices) on {args.model}, {torch.get_num_threads()} threads")
     print(f"naive one-pass-per-request: {t_slow:7.2f} s")
     print(f"editguard HF backend:       {t_fast:7.2f} s")

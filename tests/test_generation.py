@@ -95,6 +95,10 @@ def test_shared_prefix_groups():
                              min_len=3)
     assert [(g.prefix_len, g.members) for g in groups] == [(10, (0, 1)), (0, (2,))]
     assert shared_prefixes([], [], 3) == []
+    # a cache that spares too little is not worth its own batches: (2 - 1) x 10 < 11
+    groups = shared_prefixes([[1] * 10 + [2], [1] * 10 + [3]], caps=[10] * 2, min_len=3,
+                             min_saved=11)
+    assert [(g.prefix_len, g.members) for g in groups] == [(0, (0, 1))]
 
 
 def test_cut_keeps_text_before_the_first_stop():

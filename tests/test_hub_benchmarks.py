@@ -11,6 +11,7 @@ import pytest
 from editguard.backends.hf import HFBackend
 from editguard.benchmarks.records import DataUnavailable, SchemaError
 from editguard.benchmarks.registry import create
+from editguard.data.install import has_bigbench
 from editguard.run import presets
 from tests.tiny import tiny_model
 
@@ -118,7 +119,9 @@ def test_presets_run_what_has_data_and_name_the_rest(tmp_path, monkeypatch):
                for line in chosen.left_out)
     a = presets.choose("paper-a", [], ["mmlu.limit=7"], 3, ["facts"], 0)
     assert "mmlu.num_fewshot=5" in a.bench_opts and "mmlu.limit=3" not in a.bench_opts
-    assert a.benchmarks == ["efficacy", "mmlu", "truthfulqa"]
+    assert a.benchmarks == ["efficacy", "mmlu"]  # paper-a's truthfulqa is the hub's 817
+    assert any(line.startswith("truthfulqa: its data is the hub dataset 'truthfulqa/truthful_qa'")
+               for line in a.left_out)
     assert presets.choose(None, [], [], None, ["facts", "mmlu"], 0).benchmarks == ["facts", "mmlu"]
     with pytest.raises(presets.PresetError, match="'paper-z' is not a preset; accepted: paper-a"):
         presets.choose("paper-z", [], [], None, [], 0)
@@ -212,3 +215,26 @@ def test_conll2003_tags_what_each_type_prompt_answers_and_scores_entity_f1(tmp_p
     result = bench.evaluate(HFBackend(tiny_model("llama", len(tokenizer)), tokenizer))
     assert len(result.scores["entity_f1"]) == 2
     assert all(0.0 <= v <= 1.0 for v in result.scores["entity_f1"])
+
+
+@pytest.mark.skipif(has_bigbench(), reason="BIG-bench is installed here")
+def test_truthfulqa_offline_without_bigbench_names_the_ways_out():
+    with pytest.raises(DataUnavailable, match="PyPI no longer has") as err:
+        create("truthfulqa").check()
+    assert "truthfulqa.source=hub" in str(err.value) and "bbq" in str(err.value)
+
+
+def test_truthfulqa_mc1_reads_a_local_file_with_lm_evals_primer(tmp_path):
+    path = tmp_path / "tqa.jsonl"
+    path.write_text(json.dumps({"question": "Is the sky green?", "mc1_targets": {
+        "choices": ["No.", "Yes."], "labels": [1, 0]}}) + "\n")
+    bench = create("truthfulqa", {"source": "hub", "path": str(path), "primer": True})
+    bench.check()
+    (item,) = bench.items()
+    assert item.context.startswith("Q: What is human life expectancy in the United States?\n")
+    assert item.context.endswith("Barcelona, Spain.\n\nQ: Is the sky green?\nA:")
+    assert item.continuations == (" No.", " Yes.") and item.answer == 0
+    assert bench.config()["file_sha256"]  # a file edited in place gets a new baseline
+    path.write_text(json.dumps({"question": "x"}) + "\n")
+    with pytest.raises(SchemaError, match="mc1_targets"):
+        create("truthfulqa", {"source": "hub", "path": str(path)}).check()

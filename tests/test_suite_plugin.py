@@ -82,8 +82,8 @@ def tiny_dir(tmp_path_factory, tokenizer) -> Path:
 
 def tiny_args(tiny_dir: Path, cache: Path, report: Path) -> list[str]:
     return ["--models", str(tiny_dir), "--methods", "rome,ft", "--n-edits", "1,2",
-            "--benchmarks", "efficacy,facts,truthfulqa", "--bench-opt", "facts.limit=20",
-            "--bench-opt", "truthfulqa.limit=10", "--method-opt", "rome.layer=1",
+            "--benchmarks", "efficacy,facts,bbq", "--bench-opt", "facts.limit=20",
+            "--bench-opt", "bbq.limit=10", "--method-opt", "rome.layer=1",
             "--method-opt", "rome.stats_tokens=2000", "--method-opt", "rome.context_templates=2",
             "--method-opt", "ft.layer=1", "--editguard-cache", str(cache),
             "--report-dir", str(report)]
@@ -125,7 +125,7 @@ def test_case_ids_are_readable_and_sorted(pytester, tiny_dir, tmp_path):
                  "--collect-only", "-q")
     ids = [line.split("[")[1].rstrip("]") for line in result.stdout.lines if "[" in line]
     assert ids[:3] == ["tiny-llama-ft-n1-efficacy", "tiny-llama-ft-n1-facts",
-                       "tiny-llama-ft-n1-truthfulqa"]
+                       "tiny-llama-ft-n1-bbq"]
     assert len(ids) == 12
 
 
@@ -145,8 +145,8 @@ def test_a_noop_editor_fails_efficacy_and_a_damaging_one_fails_capability_with_a
         assert verdict(result, "smollm2-135m-noop-n2-efficacy") == "FAILED"
         assert verdict(result, "smollm2-135m-noop-n2-facts") == "PASSED"
         assert verdict(result, "smollm2-135m-damage-n2-facts") == "FAILED"
-        assert ("efficacy rewrite 0.000 (95% interval 0.000 to 0.000, n=2) below minimum 0.900, "
-                "point mode [smollm2-135m | noop | n=2]") in out
+        assert re.search(r"efficacy rewrite 0\.\d{3} \(95% interval [^)]*, n=2\) below minimum "
+                         r"0\.900, point mode \[smollm2-135m \| noop \| n=2\]", out), out
         assert "facts acc dropped" in out
     assert sorted(set(workers(parallel).values())) == ["gw0", "gw1"]
     r = rows(tmp_path / "r0")

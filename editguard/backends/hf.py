@@ -42,7 +42,8 @@ class HFBackend:
     can_generate = True
 
     def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, *,
-                 batch_tokens: int = 8192, max_batch: int = 64, min_prefix: int = 64) -> None:
+                 batch_tokens: int = 8192, max_batch: int = 64, min_prefix: int = 64,
+                 min_saved: int = 1024) -> None:
         self.model = model
         self.device = model_device(model)
         self.tokenizer = tokenizer
@@ -53,6 +54,7 @@ class HFBackend:
         self.nonfinite = 0  # log-likelihoods that came out NaN or infinite: a collapsed model
         self.truncated = 0  # inputs cut from the left to fit the model's positions
         self.min_prefix = min_prefix  # shortest shared prefix worth a KV cache, in tokens
+        self.min_saved = min_saved  # fewest tokens a shared prefix's cache must spare
         self.max_length = int(getattr(model.config, "max_position_embeddings", 0) or
                               getattr(model.config, "n_positions", 0) or 2048)
 
@@ -108,7 +110,7 @@ class HFBackend:
         caps = [min(scored[i].first for i in served[seq]) for seq in passes]
         results: list[Loglikelihood | None] = [None] * len(scored)
         done = 0
-        for group in shared_prefixes(passes, caps, self.min_prefix):
+        for group in shared_prefixes(passes, caps, self.min_prefix, self.min_saved):
             members = sorted((passes[i] for i in group.members), key=lambda s: (-len(s), s))
             prefix = (run_prefix(self.model, members[0][: group.prefix_len], self.device)
                       if group.prefix_len else None)
@@ -184,7 +186,7 @@ class HFBackend:
         eos = frozenset(t for t in (self.tokenizer.eos_token_id,) if t is not None)
         texts: list[str] = [""] * len(requests)
         caps = [len(c) - 1 for c in contexts]  # each row keeps one token of its own
-        for group in shared_prefixes(contexts, caps, self.min_prefix):
+        for group in shared_prefixes(contexts, caps, self.min_prefix, self.min_saved):
             p = group.prefix_len
             prefix = run_prefix(self.model, contexts[group.members[0]][:p], self.device) if p \
                 else None

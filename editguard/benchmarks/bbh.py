@@ -3,7 +3,8 @@
   bbh          BBH itself (``SaylorTwift/bbh``, lm-eval's copy; 27 subtasks, test splits of 250
                items; hub data, or a local file with subtask, input, target): lm-eval's
                ``bbh_cot_fewshot`` task by task.
-  bbh_parents  Offline: items of the BIG-bench *parent* tasks of 11 BBH subtasks, put in BBH's
+  bbh_parents  Offline, from a local copy of the BIG-bench sdist (PyPI no longer serves its
+               files): items of the BIG-bench *parent* tasks of 11 BBH subtasks, put in BBH's
                format, after the same prompts. BBH is a 250-item sample of its parents, partly
                reworded and with shuffled options for some subtasks; the 11 here are those whose
                format is mechanical, checked byte for byte on lm-eval's exemplars, which are
@@ -251,8 +252,9 @@ class Bbh(HubRecords, BbhBase):
         try:
             super().check()
         except DataUnavailable as err:
-            raise DataUnavailable(f"{err} (offline, bbh_parents scores the BIG-bench parent "
-                                  "tasks of 11 subtasks in BBH's format)") from None
+            raise DataUnavailable(f"{err} (bbh_parents scores the BIG-bench parent tasks of 11 "
+                                  "subtasks in BBH's format, given a local copy of the BIG-bench "
+                                  "sdist)") from None
 
     def pool(self) -> dict[str, list[tuple[str, str]]]:
         if self.options.path:

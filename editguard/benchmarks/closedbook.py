@@ -1,4 +1,4 @@
-"""Closed-book question answering on held-out BIG-bench ``qa_wikidata`` facts: generation.
+"""Closed-book question answering on held-out GeoNames facts: generation.
 
 Each fact of the held-out pool (no subject is edited) whose relation editguard asks about
 becomes a question ("Which country is Pasay in?"), put in lm-evaluation-harness's ``nq_open``
@@ -21,24 +21,20 @@ from typing import ClassVar
 from editguard.benchmarks.base import Metric
 from editguard.benchmarks.exact import ARTICLES, exact_match
 from editguard.benchmarks.generative import Generative, Prompted
-from editguard.edits.wikidata import Fact, heldout_facts
+from editguard.edits.facts import Fact
+from editguard.edits.geonames import heldout_facts
 from editguard.kinds import Kind
 
 EXEMPLARS = 8
 DESCRIPTION = "Answer these questions:\n\n"
 
-# How each relation is asked; the subject fills {}. The relations of editguard.edits.wikidata.
+# How each relation is asked; the subject fills {}. The relations of editguard.edits.facts.
 QUESTIONS: Mapping[str, str] = {
     "capital": "What is the capital of {}",
     "continent": "Which continent is {} on",
     "country": "Which country is {} in",
-    "country of citizenship": "Which country is {} a citizen of",
-    "genre": "What genre is {}",
-    "headquarters location": "Where is {} headquartered",
-    "instrument": "Which instrument does {} play",
-    "native language": "What is the native language of {}",
-    "official language": "What is the official language of {}",
-    "religion": "What is the religion of {}",
+    "currency": "What is the currency of {}",
+    "state": "Which US state is {} in",
 }
 
 
@@ -66,7 +62,7 @@ def split_pool(facts: Sequence[Fact], seed: int) -> tuple[list[Fact], list[Fact]
 
 class ClosedBook(Generative):
     name: ClassVar[str] = "closedbook"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"  # 2: GeoNames facts (1: BIG-bench qa_wikidata)
     kind: ClassVar[Kind] = "capability"
     metrics: ClassVar[tuple[Metric, ...]] = (Metric("exact_match", primary=True),)
     settings: ClassVar[type] = ClosedBookSettings

@@ -1,7 +1,6 @@
 """Held-out fact completion: does the model still know facts that no edit touched?
 
-Four-way multiple choice over BIG-bench ``qa_wikidata`` facts from the held-out pool (no subject
-is edited): "The country of <subject> is" followed by the true object or three other objects of
+Four-way multiple choice over GeoNames facts from the held-out pool (no subject is edited): "The country of <subject> is" followed by the true object or three other objects of
 the same relation, scored by summed log-likelihood. SmolLM2-135M is far above the 25% chance
 level here, unlike on MMLU, so this is where a small model's damage shows.
 """
@@ -14,7 +13,8 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 from editguard.benchmarks.base import Choice, Metric, MultipleChoice
-from editguard.edits.wikidata import Fact, heldout_facts
+from editguard.edits.facts import Fact
+from editguard.edits.geonames import heldout_facts
 from editguard.kinds import Kind
 from editguard.settings import at_least
 
@@ -48,7 +48,7 @@ def fact_items(facts: Sequence[Fact], n_choices: int, seed: int) -> list[Choice]
 
 class Facts(MultipleChoice):
     name: ClassVar[str] = "facts"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"  # 2: GeoNames facts (1: BIG-bench qa_wikidata)
     kind: ClassVar[Kind] = "capability"
     metrics: ClassVar[tuple[Metric, ...]] = (Metric("acc", primary=True),)
     settings: ClassVar[type] = FactsSettings

@@ -20,6 +20,7 @@ BENCHMARKS: Registry[Benchmark] = Registry(
     noun="benchmark", option="--benchmarks", group=ENTRY_POINT_GROUP,
     builtins={"bbh": "editguard.benchmarks.bbh:Bbh",
               "bbh_parents": "editguard.benchmarks.bbh:BbhParents",
+              "bbq": "editguard.benchmarks.bbq:Bbq",
               "boolq": "editguard.benchmarks.choices:BoolQ",
               "commonsense_qa": "editguard.benchmarks.choices:CommonsenseQA",
               "conll2003": "editguard.benchmarks.ner:Conll2003",

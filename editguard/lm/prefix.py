@@ -22,15 +22,18 @@ def common_length(a: Sequence[int], b: Sequence[int]) -> int:
 
 
 def shared_prefixes(seqs: Sequence[Sequence[int]], caps: Sequence[int],
-                    min_len: int = 32) -> list[Group]:
+                    min_len: int = 32, min_saved: int = 0) -> list[Group]:
     """Partition ``seqs`` into groups with a common prefix of at least ``min_len`` tokens.
 
     ``caps[i]`` is the longest prefix sequence i allows (a scorer needs the position before its
     first target outside the prefix; a decoder needs one token of its own). Sequences are walked
     in sorted order; one joins the current group when it shares ``min_len`` tokens and at least
     half of the group's prefix (so one stray sequence cannot shrink a long shared prefix to
-    nothing). Sequences in no such group come back together as one group with ``prefix_len``
-    0 (listed last); every index appears in exactly one group. Deterministic.
+    nothing). A group whose cache would spare fewer than ``min_saved`` tokens of computation
+    ((members - 1) x prefix) is not worth its own small batches: the three answers of one
+    question run better batched with every other question. Sequences in no such group come
+    back together as one group with ``prefix_len`` 0 (listed last); every index appears in
+    exactly one group. Deterministic.
     """
     order = sorted(range(len(seqs)), key=lambda i: tuple(seqs[i]))
     groups: list[tuple[int, list[int]]] = []  # (prefix length, members)
@@ -45,7 +48,7 @@ def shared_prefixes(seqs: Sequence[Sequence[int]], caps: Sequence[int],
         groups.append((cap, [i]))
     out, alone = [], []
     for length, members in groups:
-        if length < min_len or len(members) < 2:
+        if length < min_len or len(members) < 2 or (len(members) - 1) * length < min_saved:
             alone.extend(members)
         else:
             out.append(Group(length, tuple(members)))

@@ -30,7 +30,7 @@ PRESETS = {
         benchmarks=("efficacy", "mmlu", "bbh", "gsm8k", "triviaqa", "truthfulqa",
                     "truthfulqa_mc2", "toxigen"),
         bench_opts=("mmlu.num_fewshot=5", "gsm8k.variant=cot", "gsm8k.num_fewshot=8",
-                    "truthfulqa.primer=true"),
+                    "truthfulqa.primer=true", "truthfulqa.source=hub"),
         not_yet=("commonsense_qa (7-shot)",)),
     "paper-b": Preset(
         "paper-b", "Model Editing Can Hurt General Abilities of LLMs",
