@@ -65,6 +65,8 @@ MAPPINGS: dict[str, dict[str, tuple[str, Convert]]] = {
              "context_template_length_params": ("", _templates), **_VALUES},
     "memit": {"layers": ("layers", lambda v: tuple(int(x) for x in v)),
               "mom2_update_weight": ("mom2_update_weight", float), **_VALUES},
+    "pmet": {"layers": ("layers", lambda v: tuple(int(x) for x in v)),
+             "mom2_update_weight": ("mom2_update_weight", float), **_VALUES},
     "alphaedit": {"layers": ("layers", lambda v: tuple(int(x) for x in v)),
                   "nullspace_threshold": ("nullspace_threshold", float), "L2": ("l2", float),
                   **_VALUES},
@@ -76,8 +78,8 @@ MAPPINGS: dict[str, dict[str, tuple[str, Convert]]] = {
            "p": ("p", float), "refine": ("refine", bool)},
 }
 # what EasyEdit's alg_name says for each method
-ALG_NAMES = {"rome": "ROME", "memit": "MEMIT", "alphaedit": "AlphaEdit", "ft": "FT",
-             "grace": "GRACE", "kn": "KN"}
+ALG_NAMES = {"rome": "ROME", "memit": "MEMIT", "pmet": "PMET", "alphaedit": "AlphaEdit",
+             "ft": "FT", "grace": "GRACE", "kn": "KN"}
 
 
 def translate(method: str, path: str | Path) -> tuple[dict[str, Any], list[str]]:

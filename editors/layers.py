@@ -26,6 +26,7 @@ class ArchSpec:
     mlp_out: str  # the MLP's output projection; its input is the "key" of ROME/MEMIT
     layout: Literal["out_in", "in_out"]
     n_layers_attr: str
+    attn_out: str  # the attention's output projection (PMET adds a delta to its output)
 
     def block_name(self, layer: int) -> str:
         return self.block.format(layer)
@@ -33,16 +34,21 @@ class ArchSpec:
     def mlp_out_name(self, layer: int) -> str:
         return self.mlp_out.format(layer)
 
+    def attn_out_name(self, layer: int) -> str:
+        return self.attn_out.format(layer)
+
     def weight_name(self, layer: int) -> str:
         return self.mlp_out.format(layer) + ".weight"
 
 
 LLAMA = ArchSpec("llama", "model.layers.{}", "model.layers.{}.mlp.down_proj", "out_in",
-                 "num_hidden_layers")
-GPT2 = ArchSpec("gpt2", "transformer.h.{}", "transformer.h.{}.mlp.c_proj", "in_out", "n_layer")
+                 "num_hidden_layers", "model.layers.{}.self_attn.o_proj")
+GPT2 = ArchSpec("gpt2", "transformer.h.{}", "transformer.h.{}.mlp.c_proj", "in_out", "n_layer",
+                "transformer.h.{}.attn.c_proj")
 GPT_NEOX = ArchSpec("gpt_neox", "gpt_neox.layers.{}", "gpt_neox.layers.{}.mlp.dense_4h_to_h",
-                    "out_in", "num_hidden_layers")
-GPTJ = ArchSpec("gptj", "transformer.h.{}", "transformer.h.{}.mlp.fc_out", "out_in", "n_layer")
+                    "out_in", "num_hidden_layers", "gpt_neox.layers.{}.attention.dense")
+GPTJ = ArchSpec("gptj", "transformer.h.{}", "transformer.h.{}.mlp.fc_out", "out_in", "n_layer",
+                "transformer.h.{}.attn.out_proj")
 
 # config.model_type -> spec. LLaMA-style decoders share module names.
 ARCHITECTURES: dict[str, ArchSpec] = {

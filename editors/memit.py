@@ -22,7 +22,7 @@ from editguard.editors.keys import at_subject, average_over_templates, template_
 from editguard.editors.layers import arch_for, from_out_in, layer_field
 from editguard.editors.prompts import context_templates, fill
 from editguard.editors.stats import layer_stats
-from editguard.editors.values import VALUE_OPTIMISATION, RewriteSettings, optimise_value
+from editguard.editors.values import VALUE_OPTIMISATION, RewriteSettings, Value, optimise_value
 from editguard.edits.request import EditRequest
 
 
@@ -71,9 +71,8 @@ class MemitEditor(EditorBase):
                requests: list[EditRequest]) -> dict[str, Any]:
         cfg: MemitSettings = self._cfg
         arch = arch_for(model)
-        z_module = arch.block_name(cfg.layers[-1])
-        values = [optimise_value(model, tokenizer, z_module, r, self._templates, cfg.values())
-                  for r in requests]
+        z_module = self._z_module(model)
+        values = [self._value(model, tokenizer, r) for r in requests]
         zs = torch.stack([v.init + v.delta for v in values]).double()  # (n, d)
         subjects = [r.subject for r in requests]
         plain = [r.text for r in requests]
@@ -84,7 +83,7 @@ class MemitEditor(EditorBase):
             keys = self._keys(model, tokenizer, requests, layer)  # (n, in)
             current = at_subject(model, tokenizer, plain, subjects, [z_module],
                                  "out")[z_module].double()  # (n, d)
-            resid = (zs - current) / (len(cfg.layers) - i)  # (n, d)
+            resid = (zs - current) / self._spread(len(cfg.layers) - i)  # (n, d)
             update = self._layer_update(layer, keys, resid)  # (d, in)
             with torch.no_grad():
                 weight.add_(from_out_in(update, arch).to(weight.dtype))
@@ -92,6 +91,22 @@ class MemitEditor(EditorBase):
         self._after_update(model, tokenizer, requests)
         return {"target_nll": [v.nll for v in values], "value_steps": [v.steps for v in values],
                 "update_norms": norms}
+
+    def _z_module(self, model: PreTrainedModel) -> str:
+        """Where the target vector z lives: the residual stream after the last edited layer."""
+        return arch_for(model).block_name(self._cfg.layers[-1])
+
+    def _value(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
+               request: EditRequest) -> Value:
+        """z for one request: the delta at ``_z_module``'s output (and its output before)."""
+        return optimise_value(model, tokenizer, self._z_module(model), request, self._templates,
+                              self._cfg.values())
+
+    @staticmethod
+    def _spread(layers_left: int) -> float:
+        """What the residual is divided by at a layer with ``layers_left`` layers to go
+        (itself included): MEMIT spreads it evenly."""
+        return float(layers_left)
 
     def _keys(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
               requests: list[EditRequest], layer: int) -> torch.Tensor:

@@ -27,6 +27,7 @@ EDITORS: Registry[Editor] = Registry(
               "grace": "editguard.editors.grace:GraceEditor",
               "kn": "editguard.editors.kn:KnEditor",
               "memit": "editguard.editors.memit:MemitEditor",
+              "pmet": "editguard.editors.pmet:PmetEditor",
               "rome": "editguard.editors.rome:RomeEditor"},
     required=("name", "prepare", "apply", "parameter_names"),
     contract="editguard.editors.base.Editor", error=UnknownEditorError)

@@ -58,6 +58,11 @@ class ValueSettings:
     kl_factor: float
     clamp_norm_factor: float
     early_stop_loss: float
+    # PMET's rules once the new target is the argmax at every target position: the NLL term is
+    # weighed by this factor in the following steps, and the optimisation stops when the
+    # (weighted) KL term is at most ``argmax_stop_kl`` (None: no such stop)
+    argmax_nll_factor: float = 1.0
+    argmax_stop_kl: float | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,6 +137,15 @@ def optimise_value(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, m
     every step runs the whole prompts, as the reference code does (same result to float
     rounding, several times slower; kept as the reference for tests and perf.editing).
     """
+    return optimise_values(model, tokenizer, [module], request, templates, settings, split)[0]
+
+
+def optimise_values(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
+                    modules: Sequence[str], request: EditRequest, templates: Sequence[str],
+                    settings: ValueSettings, split: bool = True) -> list[Value]:
+    """One delta per module's output, trained together (PMET optimises its attention and MLP
+    outputs jointly): the loss has each delta's weight decay, each is clamped against its own
+    module's initial output. One module: ``optimise_value``."""
     device = model_device(model)
     target_ids = tokenizer(" " + request.target_new, add_special_tokens=False)["input_ids"]
     rows: list[list[int]] = []
@@ -172,40 +186,52 @@ def optimise_value(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, m
         logits = logits_from_hidden(model, hidden[score_rows, score_pos])  # (N + 1, V)
         return F.log_softmax(logits.float(), dim=-1)
 
-    with torch.no_grad(), Trace(model, [module], keep_outputs=True) as trace:
+    with torch.no_grad(), Trace(model, modules, keep_outputs=True) as trace:
         kl_ref = log_probs()[-1]  # (V,)
-    init = trace.outputs[module][0, subject_pos[0]].float().clone()  # (d,)
+    inits = {m: trace.outputs[m][0, subject_pos[0]].float().clone() for m in modules}  # (d,)
 
-    delta = torch.zeros_like(init, requires_grad=True)
-    optimiser = torch.optim.Adam([delta], lr=settings.lr)
-    max_norm = settings.clamp_norm_factor * float(init.norm())
+    deltas = {m: torch.zeros_like(init, requires_grad=True) for m, init in inits.items()}
+    optimiser = torch.optim.Adam(list(deltas.values()), lr=settings.lr)
+    max_norms = {m: settings.clamp_norm_factor * float(init.norm()) for m, init in inits.items()}
 
-    def add_delta(output: torch.Tensor, _: str) -> torch.Tensor:
-        # output: (B, T, d); add delta at each row's subject position
+    def add_delta(output: torch.Tensor, name: str) -> torch.Tensor:
+        # output: (B, T, d); add the module's delta at each row's subject position
         out = output.clone()
-        out[row_index, subject_pos] = out[row_index, subject_pos] + delta.to(out.dtype)
+        out[row_index, subject_pos] = out[row_index, subject_pos] + deltas[name].to(out.dtype)
         return out
 
     nll = math.inf
     step = 0
+    nll_factor = 1.0
+    labels = label_tok[:, None].to(device)  # (N, 1)
     with frozen(model), torch.enable_grad():
         for step in range(1, settings.steps + 1):
             optimiser.zero_grad()
-            with Trace(model, [module], edit=add_delta, detach=False):
+            with Trace(model, modules, edit=add_delta, detach=False):
                 logp = log_probs()  # (N + 1, V)
-            token_nll = -logp[:-1].gather(1, label_tok[:, None].to(device)).squeeze(1)  # (N,)
+            token_nll = -logp[:-1].gather(1, labels).squeeze(1)  # (N,)
             nll_t = token_nll.mean()  # every template has the same target: the reference's mean
-            loss = (nll_t + settings.kl_factor * kl_term(logp[-1], kl_ref)
-                    + decay_term(delta, init, settings.weight_decay))
+            kl_t = settings.kl_factor * kl_term(logp[-1], kl_ref)
+            loss = nll_factor * nll_t + kl_t
+            for m, delta in deltas.items():
+                loss = loss + decay_term(delta, inits[m], settings.weight_decay)
             nll = float(nll_t.detach())
             if not math.isfinite(float(loss.detach())):
                 raise FloatingPointError(f"value optimisation diverged for edit {request.case_id!r}")
             if float(loss.detach()) < settings.early_stop_loss or step == settings.steps:
                 break  # the last iteration only evaluates, as in the reference
+            if settings.argmax_nll_factor != 1.0 or settings.argmax_stop_kl is not None:
+                argmax = bool((logp[:-1].argmax(dim=-1) == labels[:, 0]).all())
+                nll_factor = settings.argmax_nll_factor if argmax else 1.0
+                if argmax and settings.argmax_stop_kl is not None \
+                        and float(kl_t.detach()) <= settings.argmax_stop_kl:
+                    break
             loss.backward()
             optimiser.step()
             with torch.no_grad():
-                norm = delta.norm()
-                if norm > max_norm:
-                    delta.mul_(max_norm / norm)
-    return Value(init=init, delta=delta.detach().clone(), nll=nll, steps=step)
+                for m, delta in deltas.items():
+                    norm = delta.norm()
+                    if norm > max_norms[m]:
+                        delta.mul_(max_norms[m] / norm)
+    return [Value(init=inits[m], delta=deltas[m].detach().clone(), nll=nll, steps=step)
+            for m in modules]

@@ -56,6 +56,10 @@ def test_each_methods_keys(tmp_path):
                                             "nullspace_threshold: 2e-2\nL2: 10\n"))
     assert alpha == {"layers": (4, 5), "nullspace_threshold": 0.02, "l2": 10.0}
     for method, text in [("memit", "layers: [4, 5]\nmom2_update_weight: 15000\n"),
+                         # EasyEdit's hparams/PMET/llama-7b.yaml
+                         ("pmet", "alg_name: PMET\nlayers: [4, 5, 6, 7, 8]\nv_num_grad_steps: 20\n"
+                                  "v_lr: 5e-1\nclamp_norm_factor: 1\nkl_factor: 0.0625\n"
+                                  "v_weight_decay: 0.5\nmom2_update_weight: 15000\n"),
                          ("ft", "layers: [21]\nlr: 5e-4\nnum_steps: 25\nnorm_constraint: 5e-5\n"),
                          ("kn", "steps: 20\nadaptive_threshold: 0.2\np: 0.4\nrefine: false\n")]:
         settings, unmapped = translate(method, write(tmp_path, text))

@@ -171,7 +171,8 @@ def test_read_geonames_facts_keeps_big_unambiguous_places(tmp_path: Path) -> Non
         {"name": "Paris", "countrycode": "FR", "population": 2_100_000, "admin1code": "11"},
         {"name": "Paris", "countrycode": "US", "population": 100_000, "admin1code": "TX"},
         {"name": "Singapore", "countrycode": "SG", "population": 5_600_000, "admin1code": "00"},
-        {"name": "Lille", "countrycode": "FR", "population": 99_999, "admin1code": "32"},
+        {"name": "Lille", "countrycode": "FR", "population": 299_999, "admin1code": "32"},
+        {"name": "Düsseldorf", "countrycode": "FR", "population": 600_000, "admin1code": "07"},
     ])}
     paths = []
     for name, data in (("countries", countries), ("cities", cities),
@@ -186,7 +187,8 @@ def test_read_geonames_facts_keeps_big_unambiguous_places(tmp_path: Path) -> Non
         Fact("country", "Houston", "United States"), Fact("country", "Lyon", "France"),
         Fact("currency", "France", "Euro"), Fact("currency", "Singapore", "Dollar"),
         Fact("currency", "United States", "Dollar"), Fact("state", "Houston", "Texas"),
-    ]  # two Parises, a city named like its country, small places and Singapore's capital: out
+    ]  # two Parises, a city named like its country, small places, a name that is not plain
+    # ASCII and Singapore's capital: out
     assert facts[5].prompt == "The country of Houston is"
 
 
@@ -202,7 +204,7 @@ def test_relation_templates() -> None:
 
 def test_real_facts_and_split(wikidata: dict) -> None:
     facts, pool, heldout = wikidata["facts"], wikidata["pool"], wikidata["heldout"]
-    assert 6000 < len(facts) < 6500
+    assert 2000 < len(facts) < 2100
     assert Fact("capital", "France", "Paris") in facts
     assert Fact("country", "Toronto", "Canada") in facts
     assert len(set(facts)) == len(facts)
@@ -216,7 +218,7 @@ def test_real_facts_and_split(wikidata: dict) -> None:
 
 def test_real_edits(wikidata: dict) -> None:
     requests, pool = wikidata["edits"], wikidata["pool"]
-    assert len(requests) > 3000
+    assert len(requests) > 1000
     assert [r.case_id for r in requests] == sorted({r.case_id for r in requests})
     assert set(Counter(r.relation for r in requests)) == set(RELATIONS)
     objects = {(f.relation, f.object) for f in pool}
@@ -231,7 +233,7 @@ def test_real_edits(wikidata: dict) -> None:
         assert len(r.neighbourhood) == 3 and len(set(r.neighbourhood)) == 3
         assert r.text not in {n.prompt for n in r.neighbourhood}
     same_object = sum(all(n.target == r.target_true for n in r.neighbourhood) for r in requests)
-    assert same_object / len(requests) > 0.9
+    assert same_object / len(requests) > 0.7  # a country with one big city has no such neighbour
     assert build_edits(pool, seed=0) == requests
     embedded = build_edits(pool, seed=0, neighbours=wikidata["heldout_api"])
     assert wikidata["embedded"] == embedded
@@ -296,7 +298,7 @@ def test_embedded_neighbours_come_from_the_never_edited_pool(asset_home: Path) -
     prompts = {e.text for e in edits}
     assert all(n.prompt not in prompts for e in edits for n in e.neighbourhood)
     assert sum(len(e.neighbourhood) for e in edits) >= 2.9 * len(edits)
-    assert len(subjects) > 2500
+    assert len(subjects) > 800
 
 
 def test_an_empty_or_broken_edit_file_is_named_in_the_error(tmp_path: Path) -> None:

