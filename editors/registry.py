@@ -28,7 +28,8 @@ EDITORS: Registry[Editor] = Registry(
               "kn": "editguard.editors.kn:KnEditor",
               "memit": "editguard.editors.memit:MemitEditor",
               "pmet": "editguard.editors.pmet:PmetEditor",
-              "rome": "editguard.editors.rome:RomeEditor"},
+              "rome": "editguard.editors.rome:RomeEditor",
+              "ultraedit": "editguard.editors.ultraedit:UltraEditEditor"},
     required=("name", "prepare", "apply", "parameter_names"),
     contract="editguard.editors.base.Editor", error=UnknownEditorError)
 
