@@ -107,3 +107,22 @@ def test_an_undeclared_change_fails_the_checkpoint_and_is_caught_at_restore(toke
     assert out.status == "error" and "does not declare" in out.message
     assert "model.norm.weight" in out.message
     assert t.close() == ["model.norm.weight"]  # and still reported at restore
+
+
+def test_a_baseline_of_other_items_is_an_error_not_a_verdict(tokenizer, tmp_path):
+    """A baseline scored on other data (a cache that outlived a data change) would pair a few
+    stray items and give a meaningless verdict: the checkpoint says so instead."""
+    lm = loaded(tokenizer)
+    editor = FineTuneEditor({"layer": 1})
+    editor.prepare(lm.model, lm.tokenizer, prepare_context(tmp_path, lm.fingerprint))
+    backend = HFBackend(lm.model, lm.tokenizer)
+    facts = create_benchmark("facts", {"limit": 6})
+    other = create_benchmark("facts", {"limit": 6}, seed=1)
+    assert facts.content_digest() != other.content_digest()  # other items, another baseline key
+    assert create_benchmark("efficacy", edits=EDITS).content_digest() is None
+    t = Trajectory(loaded=lm, editor=editor, edits=EDITS, checkpoints=[1], batch_size=1,
+                   benchmarks={"facts": facts}, baselines={"facts": other.evaluate(backend)},
+                   backend=backend)
+    outcome = t.outcome(1, "facts")
+    assert outcome.status == "error" and "the baseline scored 6 items" in outcome.message
+    assert t.close() == []

@@ -123,6 +123,17 @@ class Benchmark:
     def evaluate(self, backend: Backend, item_ids: Sequence[str] | None = None) -> BenchmarkResult:
         raise NotImplementedError
 
+    def content_digest(self) -> str | None:
+        """sha256 of what the benchmark scores (every selected item: id, prompt, choices,
+        answer), part of the baseline key, so that a baseline never outlives a change of data
+        or prompt that kept the benchmark's name, version and options. None for a benchmark
+        without ``items()`` (its ``config()`` must say what its scores depend on)."""
+        items = getattr(self, "items", None)
+        if items is None:
+            return None
+        payload = json.dumps(items(), sort_keys=True, default=_plain, ensure_ascii=False)
+        return hashlib.sha256(payload.encode()).hexdigest()
+
     def check(self) -> None:
         """Validate the options against the data before any model loads (the run's start-up);
         raise ValueError naming the bad value and the fix. The default reads the item file."""
@@ -140,6 +151,12 @@ class Benchmark:
                ) -> BenchmarkResult:
         return BenchmarkResult(self.name, self.version, self.config(), tuple(item_ids),
                                {m: tuple(float(x) for x in v) for m, v in scores.items()})
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    raise TypeError(f"cannot digest a {type(value).__name__}")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -194,7 +194,8 @@ class Session:
         if self.active is not None and (self.active.applied or self.active.handle is not None):
             raise RuntimeError("refusing to compute a baseline on edited weights")
         parts = {"model": loaded.fingerprint, "benchmark": bench.name, "version": bench.version,
-                 "config": bench.config(), "backend": backend.describe()}
+                 "config": bench.config(), "items": bench.content_digest(),
+                 "backend": backend.describe()}
 
         def compute() -> BenchmarkResult:
             start = time.perf_counter()

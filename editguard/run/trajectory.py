@@ -121,6 +121,13 @@ class Trajectory:
             base = self.baselines[name]
             if self.benchmarks[name].needs_edits:
                 base = base.subset(ids)
+            if set(result.item_ids) != set(base.item_ids):  # a verdict compares the same items
+                out[name] = Outcome("error", message=(
+                    f"{name}: the baseline scored {len(base.item_ids)} items and the edited "
+                    f"model {len(result.item_ids)}, {len(set(base.item_ids) ^ set(result.item_ids))}"
+                    " of them not in both; the baseline does not belong to this benchmark's "
+                    "data (delete it from the editguard cache)"))
+                continue
             out[name] = Outcome("ok", edited=result, baseline=base)
         return out
 
