@@ -15,11 +15,11 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from editguard.editors.base import EditorBase
 from editguard.editors.layers import arch_for, layer_field
+from editguard.editors.prompts import target_batch
 from editguard.editors.values import frozen
 from editguard.edits.request import EditRequest
 from editguard.lm.device import model_device
 from editguard.lm.forward import final_hidden, logits_from_hidden
-from editguard.lm.tokens import pad_id, right_pad
 from editguard.settings import at_least
 
 
@@ -45,19 +45,8 @@ class FineTuneEditor(EditorBase):
         cfg: FtSettings = self._cfg
         device = model_device(model)
         weight = model.get_parameter(arch_for(model).weight_name(cfg.layer))
-        rows, label_rows, label_pos, label_tok = [], [], [], []
-        for i, request in enumerate(requests):
-            prompt = tokenizer(request.text)["input_ids"]
-            target = tokenizer(" " + request.target_new, add_special_tokens=False)["input_ids"]
-            rows.append(prompt + target[:-1])
-            for j, tok in enumerate(target):
-                label_rows.append(i)
-                label_pos.append(len(prompt) - 1 + j)
-                label_tok.append(tok)
-        ids, mask = right_pad(rows, pad_id(tokenizer), device)  # (B, T)
-        r = torch.tensor(label_rows, device=device)
-        p = torch.tensor(label_pos, device=device)
-        t = torch.tensor(label_tok, device=device)
+        batch = target_batch(tokenizer, requests, device)
+        ids, mask, r, p, t = batch.ids, batch.mask, batch.rows, batch.positions, batch.tokens
         original = weight.detach().clone()
         optimiser = torch.optim.Adam([weight], lr=cfg.lr)
         nll = float("inf")

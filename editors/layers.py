@@ -118,6 +118,14 @@ def check_layers(model: PreTrainedModel | PretrainedConfig, layers: list[int], m
         )
 
 
+def check_increasing(method: str, layers: tuple[int, ...]) -> None:
+    """Refuse a multi-layer method's layer list unless it is non-empty, increasing and has no
+    repeats (the order its updates are applied in)."""
+    if list(layers) != sorted(set(layers)) or not layers:
+        raise ValueError(f"{method}: layers {list(layers)} must be non-empty, increasing and "
+                         f"without repeats (--method-opt {method}.layers=[4,5,6])")
+
+
 def to_out_in(weight: torch.Tensor, spec: ArchSpec) -> torch.Tensor:
     """View a projection weight as (out, in)."""
     return weight if spec.layout == "out_in" else weight.T

@@ -19,7 +19,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from editguard.editors.base import EditorBase
 from editguard.editors.keys import at_subject, average_over_templates, template_weights
-from editguard.editors.layers import arch_for, from_out_in, layer_field
+from editguard.editors.layers import arch_for, check_increasing, from_out_in, layer_field
 from editguard.editors.prompts import context_templates, fill
 from editguard.editors.stats import layer_stats
 from editguard.editors.values import VALUE_OPTIMISATION, RewriteSettings, Value, optimise_value
@@ -49,9 +49,7 @@ class MemitEditor(EditorBase):
         self._mom2: dict[int, torch.Tensor] = {}
 
     def _validate(self, cfg: MemitSettings) -> None:
-        if list(cfg.layers) != sorted(set(cfg.layers)) or not cfg.layers:
-            raise ValueError(f"memit: layers {list(cfg.layers)} must be non-empty, increasing "
-                             "and without repeats (--method-opt memit.layers=[4,5,6])")
+        check_increasing(self.name, cfg.layers)
 
     def _parameter_names(self, model: PreTrainedModel) -> list[str]:
         arch = arch_for(model)

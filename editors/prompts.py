@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
+
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from editguard.lm.device import model_device
 from editguard.lm.forward import generate
-from editguard.lm.tokens import decode, pad_id
+from editguard.edits.request import EditRequest
+from editguard.lm.tokens import decode, pad_id, right_pad
 
 
 def encode_with_subject(tokenizer: PreTrainedTokenizerBase, text: str,
@@ -57,3 +61,32 @@ def context_templates(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase
             prefix = prefix.replace("{", " ").replace("}", " ").replace("\n", " ").strip()
             templates.append(prefix + ". {}")
     return templates
+
+
+@dataclasses.dataclass(frozen=True)
+class TargetBatch:
+    """Edit prompts followed by their new targets, teacher-forced, and where each target token
+    is predicted: ``hidden[rows, positions]`` gives the states whose next token is ``tokens``."""
+
+    ids: torch.Tensor  # (B, T) prompt + target[:-1], right-padded
+    mask: torch.Tensor  # (B, T)
+    rows: torch.Tensor  # (N,) one entry per target token
+    positions: torch.Tensor  # (N,)
+    tokens: torch.Tensor  # (N,)
+
+
+def target_batch(tokenizer: PreTrainedTokenizerBase, requests: Sequence[EditRequest],
+                 device: torch.device) -> TargetBatch:
+    rows, label_rows, label_pos, label_tok = [], [], [], []
+    for i, request in enumerate(requests):
+        prompt = tokenizer(request.text)["input_ids"]
+        target = tokenizer(" " + request.target_new, add_special_tokens=False)["input_ids"]
+        rows.append(prompt + target[:-1])
+        for j, tok in enumerate(target):
+            label_rows.append(i)
+            label_pos.append(len(prompt) - 1 + j)
+            label_tok.append(tok)
+    ids, mask = right_pad(rows, pad_id(tokenizer), device)  # (B, T)
+    return TargetBatch(ids, mask, torch.tensor(label_rows, device=device),
+                       torch.tensor(label_pos, device=device),
+                       torch.tensor(label_tok, device=device))

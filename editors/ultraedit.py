@@ -32,13 +32,13 @@ import torch.nn.functional as F
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from editguard.editors.base import EditorBase
-from editguard.editors.layers import arch_for, from_out_in, layer_field
+from editguard.editors.layers import arch_for, check_increasing, from_out_in, layer_field
 from editguard.editors.nethook import Trace
+from editguard.editors.prompts import target_batch
 from editguard.editors.values import frozen
 from editguard.edits.request import EditRequest
 from editguard.lm.device import model_device
 from editguard.lm.forward import final_hidden, logits_from_hidden
-from editguard.lm.tokens import pad_id, right_pad
 from editguard.settings import at_least
 
 ALGORITHM = {"method": "UltraEdit (Gu et al., 2025)", "follows": "XiaojieGu/UltraEdit",
@@ -95,9 +95,7 @@ class UltraEditEditor(EditorBase):
         self._norms: dict[tuple[int, int], RunningNorm] = {}  # (in, out) -> normaliser
 
     def _validate(self, cfg: UltraEditSettings) -> None:
-        if list(cfg.layers) != sorted(set(cfg.layers)) or not cfg.layers:
-            raise ValueError(f"ultraedit: layers {list(cfg.layers)} must be non-empty, increasing "
-                             "and without repeats (--method-opt ultraedit.layers=[20,21])")
+        check_increasing(self.name, cfg.layers)
         if not cfg.lr > 0 or cfg.ridge < 0:
             raise ValueError(f"ultraedit: lr {cfg.lr} must be positive and ridge {cfg.ridge} "
                              "0 or more (--method-opt ultraedit.lr=1e-4)")
@@ -163,20 +161,8 @@ def _keys_and_gradients(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBa
                         ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], float]:
     """Per module: its inputs (N, in) and the mean target NLL's gradient w.r.t. its outputs
     (N, out) at the N positions that predict target tokens; and the NLL."""
-    device = model_device(model)
-    rows, label_rows, label_pos, label_tok = [], [], [], []
-    for i, request in enumerate(requests):
-        prompt = tokenizer(request.text)["input_ids"]
-        target = tokenizer(" " + request.target_new, add_special_tokens=False)["input_ids"]
-        rows.append(prompt + target[:-1])
-        for j, tok in enumerate(target):
-            label_rows.append(i)
-            label_pos.append(len(prompt) - 1 + j)
-            label_tok.append(tok)
-    ids, mask = right_pad(rows, pad_id(tokenizer), device)  # (B, T)
-    r = torch.tensor(label_rows, device=device)  # (N,)
-    p = torch.tensor(label_pos, device=device)  # (N,)
-    t = torch.tensor(label_tok, device=device)  # (N,)
+    batch = target_batch(tokenizer, requests, model_device(model))
+    r, p, t = batch.rows, batch.positions, batch.tokens  # (N,) each
     probes: dict[str, torch.Tensor] = {}
 
     def probe(output: torch.Tensor, name: str) -> torch.Tensor:
@@ -186,7 +172,7 @@ def _keys_and_gradients(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBa
 
     with frozen(model), torch.enable_grad(), \
             Trace(model, modules, keep_inputs=True, edit=probe) as trace:
-        hidden = final_hidden(model, ids, mask)  # (B, T, d)
+        hidden = final_hidden(model, batch.ids, batch.mask)  # (B, T, d)
         logp = F.log_softmax(logits_from_hidden(model, hidden[r, p]).float(), dim=-1)  # (N, V)
         loss = -logp.gather(1, t[:, None]).mean()
         loss.backward()
