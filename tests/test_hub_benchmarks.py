@@ -235,6 +235,8 @@ def test_truthfulqa_mc1_reads_a_local_file_with_lm_evals_primer(tmp_path):
     assert item.context.endswith("Barcelona, Spain.\n\nQ: Is the sky green?\nA:")
     assert item.continuations == (" No.", " Yes.") and item.answer == 0
     assert bench.config()["file_sha256"]  # a file edited in place gets a new baseline
+    with pytest.raises(ValueError, match="read by source 'hub' only"):
+        create("truthfulqa", {"path": str(path)}).check()
     path.write_text(json.dumps({"question": "x"}) + "\n")
     with pytest.raises(SchemaError, match="mc1_targets"):
         create("truthfulqa", {"source": "hub", "path": str(path)}).check()

