@@ -20,6 +20,7 @@ mean log-probability per token) for 2 of the first 30 embedded edits with these 
 
 from __future__ import annotations
 
+import functools
 import json
 from collections import Counter
 from pathlib import Path
@@ -64,9 +65,19 @@ def read_geonames_facts(countries: Path, cities: Path, us_states: Path) -> list[
 
 
 def installed_facts() -> list[Fact]:
-    """The facts of the installed GeoNames files (``python -m editguard.data.install``)."""
-    return read_geonames_facts(geonames_path("countries.json"), geonames_path("cities15000.json"),
-                               geonames_path("us_states.json"))
+    """The facts of the installed GeoNames files (``python -m editguard.data.install``), parsed
+    once per process and file state: ``facts`` and ``closedbook`` ask at every checkpoint, and
+    the cities file is 16 MB of JSON."""
+    paths = [geonames_path(name) for name in ("countries.json", "cities15000.json",
+                                              "us_states.json")]
+    stats = tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in paths)
+    return list(_parsed(stats))
+
+
+@functools.cache
+def _parsed(stats: tuple[tuple[str, int, int], ...]) -> tuple[Fact, ...]:
+    countries, cities, states = (Path(path) for path, _, _ in stats)
+    return tuple(read_geonames_facts(countries, cities, states))
 
 
 def _pools(seed: int) -> tuple[list[Fact], list[Fact]]:
