@@ -64,3 +64,20 @@ def test_scoring_reports_a_backends_batches_and_detaches_after():
     assert seen == [("scoring facts", 3, 9)] and backend.progress is None
     with scoring(object(), lambda *a: seen.append(a), "x"):  # a backend without the hook
         pass
+
+
+def test_the_hf_backend_reports_the_start_and_each_batch(tokenizer):
+    # the start (0 done) sets the phase's clock before the forward passes, so "in N s" is the
+    # call's time, also for a call that runs in one batch
+    from editguard.backends.base import Generation
+    from editguard.backends.hf import HFBackend
+    from tests.tiny import tiny_model
+
+    backend = HFBackend(tiny_model("llama", len(tokenizer)), tokenizer, max_batch=2)
+    seen: list[tuple[int, int]] = []
+    backend.progress = lambda done, total: seen.append((done, total))
+    backend.loglikelihood([("a b", " c"), ("d e", " f"), ("g h i", " j")])
+    assert seen[0] == (0, 3) and seen[-1] == (3, 3) and len(seen) == 3
+    seen.clear()
+    backend.generate([Generation("a b", 2, ()), Generation("c d", 2, ()), Generation("e", 2, ())])
+    assert seen == [(0, 3), (2, 3), (3, 3)]

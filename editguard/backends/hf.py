@@ -49,7 +49,8 @@ class HFBackend:
         self.tokenizer = tokenizer
         self.batch_tokens = batch_tokens
         self.max_batch = max_batch
-        # told (requests done, requests in the call) after each forward batch, when set
+        # told (requests done, requests in the call) when a call starts and after each
+        # forward batch, when set
         self.progress: Callable[[int, int], None] | None = None
         self.nonfinite = 0  # log-likelihoods that came out NaN or infinite: a collapsed model
         self.truncated = 0  # inputs cut from the left to fit the model's positions
@@ -88,6 +89,8 @@ class HFBackend:
     @torch.no_grad()
     def loglikelihood(self, requests: Sequence[tuple[str, str]]) -> list[Loglikelihood]:
         scored = [self._encode(c, x) for c, x in requests]
+        if self.progress is not None:  # the phase's clock starts with the forward passes
+            self.progress(0, len(scored))
         # Group requests by the pass that serves them: identical or prefix-covered inputs.
         unique = sorted({s.input_ids for s in scored}, key=lambda s: (-len(s), s))
         lengths = {len(u) for u in unique}
@@ -186,6 +189,9 @@ class HFBackend:
         eos = frozenset(t for t in (self.tokenizer.eos_token_id,) if t is not None)
         texts: list[str] = [""] * len(requests)
         caps = [len(c) - 1 for c in contexts]  # each row keeps one token of its own
+        done = 0
+        if self.progress is not None:
+            self.progress(0, len(requests))
         for group in shared_prefixes(contexts, caps, self.min_prefix, self.min_saved):
             p = group.prefix_len
             prefix = run_prefix(self.model, contexts[group.members[0]][:p], self.device) if p \
@@ -202,6 +208,9 @@ class HFBackend:
                                     prefix=prefix, prefix_len=p)
                 for i, tokens in zip(batch, new):
                     texts[i] = cut(decode(self.tokenizer, tokens), requests[i].stop)
+                done += len(batch)
+                if self.progress is not None:
+                    self.progress(done, len(requests))
         return texts
 
     def _context(self, request: Generation) -> list[int]:
