@@ -29,6 +29,7 @@ EDITORS: Registry[Editor] = Registry(
               "memit": "editguard.editors.memit:MemitEditor",
               "pmet": "editguard.editors.pmet:PmetEditor",
               "rome": "editguard.editors.rome:RomeEditor",
+              "serac": "editguard.editors.serac:SeracEditor",
               "ultraedit": "editguard.editors.ultraedit:UltraEditEditor"},
     required=("name", "prepare", "apply", "parameter_names"),
     contract="editguard.editors.base.Editor", error=UnknownEditorError)

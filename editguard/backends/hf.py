@@ -5,7 +5,9 @@ an MMLU question share one forward pass: the input is everything but the last to
 that is a prefix of a longer one reuses the longer one's pass, inputs that share a long prefix
 (a k-shot header and its exemplars) run it once and read it from a KV cache, and the vocabulary
 projection is applied only at the positions a score needs. Generation is batched greedy
-decoding with a KV cache (``editguard.lm.greedy``), with the same shared-prefix reuse.
+decoding with a KV cache (``editguard.lm.greedy``), with the same shared-prefix reuse. Input
+strings go through the model's routing layer first, where an editor installed one
+(``editguard.lm.routing``: SERAC).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from editguard.lm.batching import pack
 from editguard.lm.cache import run_prefix
 from editguard.lm.forward import final_hidden, logits_from_hidden
 from editguard.lm.prefix import shared_prefixes
+from editguard.lm.routing import routed
 from editguard.lm.tokens import decode, pad_id, right_pad
 
 
@@ -88,7 +91,8 @@ class HFBackend:
 
     @torch.no_grad()
     def loglikelihood(self, requests: Sequence[tuple[str, str]]) -> list[Loglikelihood]:
-        scored = [self._encode(c, x) for c, x in requests]
+        contexts = routed(self.model, [c for c, _ in requests])  # an editor's routing layer
+        scored = [self._encode(c, x) for c, (_, x) in zip(contexts, requests)]
         if self.progress is not None:  # the phase's clock starts with the forward passes
             self.progress(0, len(scored))
         # Group requests by the pass that serves them: identical or prefix-covered inputs.
@@ -185,7 +189,9 @@ class HFBackend:
     def generate(self, requests: Sequence[Generation]) -> list[str]:
         """Greedy continuations, batched with a KV cache, each cut before its first stop string
         (and at the end-of-sequence token). Contexts that share a long prefix run it once."""
-        contexts = [self._context(r) for r in requests]
+        texts_in = routed(self.model, [r.context for r in requests])  # an editor's routing layer
+        contexts = [self._context(dataclasses.replace(r, context=t))
+                    for r, t in zip(requests, texts_in)]
         eos = frozenset(t for t in (self.tokenizer.eos_token_id,) if t is not None)
         texts: list[str] = [""] * len(requests)
         caps = [len(c) - 1 for c in contexts]  # each row keeps one token of its own
