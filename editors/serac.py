@@ -33,17 +33,14 @@ import dataclasses
 import json
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
-from filelock import FileLock
-from safetensors import safe_open
-from safetensors.torch import save_file
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from editguard import atomic, integrity
+from editguard import integrity
+from editguard.editors import artifacts
 from editguard.editors.base import EditorBase, PrepareContext
 from editguard.editors.layers import arch_for, layer_field
 from editguard.editors.nethook import Trace
@@ -292,20 +289,23 @@ class SeracEditor(EditorBase):
                          if k not in ("threshold", "statement")},
             "data": data}, sort_keys=True).encode())
         folder = context.cache_dir / "serac" / context.fingerprint[:16]
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"classifier.{key[:24]}.safetensors"
-        with FileLock(str(folder / ".lock")):
-            status = "trained"
-            if path.exists():
-                try:
-                    return _read(path, key), "read"
-                except integrity.CorruptCacheError as err:
-                    status = integrity.set_aside(path, str(err))
-            classifier = self._train(model, tokenizer, pairs, valid, context)
-            classifier.meta.update(key=key, data=f"{len(edits)} GeoNames held-out edits, "
-                                                 f"{len(sentences)} sentences of {cfg.corpus}")
-            _write(path, classifier)
-            return classifier, status
+
+        def train() -> tuple[artifacts.Tensors, artifacts.Meta]:
+            trained = self._train(model, tokenizer, pairs, valid, context)
+            meta = {**trained.meta, "data": f"{len(edits)} GeoNames held-out edits, "
+                                            f"{len(sentences)} sentences of {cfg.corpus}"}
+            return trained.tensors(), meta
+
+        def check(tensors: artifacts.Tensors, meta: artifacts.Meta) -> None:
+            json.loads(meta["heldout"]), int(meta["train_pairs"]), float(meta["train_seconds"])
+            if tuple(tensors["weight"].shape) != (cfg.dim, tensors["mean"].shape[0]):
+                raise ValueError(f"weight has shape {tuple(tensors['weight'].shape)}")
+
+        tensors, meta, status = artifacts.load_or_train(folder, "classifier", key,
+                                                        "SERAC classifier", train, check)
+        classifier = Classifier(tensors["mean"], tensors["std"], tensors["weight"],
+                                tensors["scale_bias"], meta)
+        return classifier, status
 
     def _train(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
                pairs: list[tuple[str, str, float]], valid: set[str],
@@ -355,32 +355,3 @@ class SeracEditor(EditorBase):
         meta = {"heldout": json.dumps(heldout), "train_pairs": str(int(train.sum())),
                 "train_seconds": f"{time.perf_counter() - start:.1f}"}
         return Classifier(mean, std, weight.detach(), scale_bias.detach(), meta)
-
-
-def _bytes(classifier: Classifier) -> bytes:
-    return b"".join(t.contiguous().numpy().tobytes()
-                    for _, t in sorted(classifier.tensors().items()))
-
-
-def _write(path: Path, classifier: Classifier) -> None:
-    meta = {**classifier.meta, "sha256": integrity.sha256_hex(_bytes(classifier))}
-    with atomic.replacing(path) as temp:
-        save_file({k: v.contiguous() for k, v in classifier.tensors().items()}, str(temp),
-                  metadata=meta)
-
-
-def _read(path: Path, key: str) -> Classifier:
-    """A stored classifier, checked against its key and the checksum of its tensors."""
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            meta = dict(handle.metadata() or {})
-            tensors = {k: handle.get_tensor(k).clone() for k in handle.keys()}
-        classifier = Classifier(tensors["mean"], tensors["std"], tensors["weight"],
-                                tensors["scale_bias"], meta)
-        json.loads(meta["heldout"]), int(meta["train_pairs"]), float(meta["train_seconds"])
-    except Exception as err:  # safetensors raises its own error types for damaged files
-        raise integrity.CorruptCacheError(f"{path.name} is not a readable SERAC classifier "
-                                          f"({type(err).__name__}: {err})") from None
-    integrity.check(key, meta.get("key"), integrity.sha256_hex(_bytes(classifier)),
-                    meta.get("sha256"), path)
-    return classifier

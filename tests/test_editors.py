@@ -46,18 +46,20 @@ def cache(tmp_path_factory, arch):
     return tmp_path_factory.getbasetemp() / f"editor-cache-{arch}"
 
 
-@pytest.mark.parametrize("method", ["alphaedit", "ft", "grace", "kn", "rome", "memit", "pmet",
-                                    "ultraedit"])
+@pytest.mark.parametrize("method", ["alphaedit", "ft", "grace", "kn", "mend", "rome", "memit",
+                                    "pmet", "ultraedit"])
 def test_edit_raises_target_only_declared_params_change_and_restore_is_exact(
-        method, arch, model, tokenizer, cache):
+        method, arch, model, tokenizer, cache, request):
+    if method == "mend":  # trains on the installed GeoNames facts
+        request.getfixturevalue("asset_home")
     editor = create(method, TINY_METHOD_OPTIONS[method])
     editor.prepare(model, tokenizer, prepare_context(cache, f"tiny-{arch}"))
     original = {n: p.detach().clone() for n, p in model.named_parameters()}
     structure = module_structure(model)
-    request = REQUESTS[0]
-    before = target_logprob(model, tokenizer, request, request.target_new)
-    handle = editor.apply(model, tokenizer, [request])
-    after = target_logprob(model, tokenizer, request, request.target_new)
+    edit = REQUESTS[0]
+    before = target_logprob(model, tokenizer, edit, edit.target_new)
+    handle = editor.apply(model, tokenizer, [edit])
+    after = target_logprob(model, tokenizer, edit, edit.target_new)
     assert after > before + 1.0, f"{method} did not raise P(target_new): {before} -> {after}"
 
     declared = set(editor.parameter_names(model))
@@ -72,7 +74,7 @@ def test_edit_raises_target_only_declared_params_change_and_restore_is_exact(
     for name, p in model.named_parameters():
         assert torch.equal(p, original[name]), f"{name} not restored bit for bit"
     assert module_structure(model) == structure  # no hook or module left behind
-    assert target_logprob(model, tokenizer, request, request.target_new) == pytest.approx(before)
+    assert target_logprob(model, tokenizer, edit, edit.target_new) == pytest.approx(before)
 
 
 def test_rome_update_is_rank_one(arch, model, tokenizer, cache):

@@ -1,11 +1,8 @@
 """SERAC on tiny random-init models: a routing layer, not a weight edit. In-scope inputs reach the
 model with the edit stated first, others unchanged; the memory grows along a trajectory; restore
-uninstalls the router; the trained scope classifier is cached, checked, and retrained when its
-settings change."""
+uninstalls the router. (Its cached classifier: test_trained_editors.py.)"""
 
 from __future__ import annotations
-
-import warnings
 
 import pytest
 import torch
@@ -13,7 +10,6 @@ import torch
 from editguard.backends.hf import HFBackend
 from editguard.editors.registry import create
 from editguard.edits.request import EditRequest
-from editguard.integrity import CacheRepairWarning
 from editguard.lm import routing
 from editguard.models.loading import module_structure
 from tests.test_editors import REQUESTS
@@ -89,37 +85,6 @@ def test_a_batch_goes_into_memory_at_once(setup, tokenizer):
     assert handle.batches[0]["edits_in_memory"] == len(REQUESTS)
     handle.restore()
     assert routing.router_of(model) is None
-
-
-def test_the_classifier_is_read_back_retrained_on_new_settings_and_repaired(tokenizer, tmp_path,
-                                                                           asset_home):
-    model = tiny_model("llama", len(tokenizer))
-    context = prepare_context(tmp_path, "tiny-llama")
-
-    def prepared(**overrides):
-        editor = create("serac", {**TINY_METHOD_OPTIONS["serac"], **overrides})
-        editor.prepare(model, tokenizer, context)
-        return editor.provenance["classifier"]
-
-    first = prepared()
-    assert first["cache"] == "trained" and first["train_pairs"] > 0
-    assert 0.0 <= first["heldout"]["in_scope_recall"] <= 1.0
-    assert prepared()["cache"] == "read"
-    assert prepared(dim=32)["cache"] == "trained"  # another key: another file
-    assert prepared(train_edits=30)["cache"] == "trained"  # other training data
-    files = sorted((tmp_path / "serac").rglob("classifier.*.safetensors"))
-    assert len(files) == 3
-    assert prepared(threshold=0.7)["cache"] == "read"  # routing only: the same classifier
-    target = next(f for f in files if first["key"][:24] in f.name)
-    data = bytearray(target.read_bytes())
-    data[-5] ^= 0xFF  # a flipped byte in the tensors
-    target.write_bytes(bytes(data))
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        repaired = prepared()
-    assert repaired["cache"].startswith("recomputed: ") and "checksum" in repaired["cache"]
-    assert any(issubclass(w.category, CacheRepairWarning) for w in caught)
-    assert prepared()["cache"] == "read"
 
 
 @pytest.mark.parametrize("overrides, message", [
