@@ -17,7 +17,9 @@ of the GeoNames held-out pool; the suite's edits come from the other pool (no su
 Each step takes ``batch`` edits: the factors come from the NLL of the new target after the edit
 prompt on the unedited model; the update is applied functionally; the loss is
 ``c_edit`` x NLL(new target | the prompt and its paraphrases) + KL(unedited || edited) of the
-next-token distributions where the neighbourhood prompts predict their own answers. Adam (``lr`` for the
+next-token distributions where the neighbourhood prompts predict their own answers + the same KL
+over every position of ``batch`` plain sentences (first sentences of the ``corpus`` documents),
+so that the update leaves text unlike the edit alone, as MEND's locality set does. Adam (``lr`` for the
 network, ``lr_lr`` for the edit step sizes). One training edit in five (by a hash of its id) is
 held out, and MEND's edit success on (at most 50 of) them is reported. The trained network is cached in
 ``<cache>/mend/<fingerprint[:16]>/`` keyed by the model fingerprint, the settings and a digest of
@@ -49,7 +51,9 @@ from editguard.editors.prompts import TargetBatch, target_batch
 from editguard.editors.values import frozen
 from editguard.edits.request import EditRequest, Neighbour
 from editguard.edits.sampling import sample, unit_hash
+from editguard.lm.corpus import first_sentences
 from editguard.lm.device import model_device
+from editguard.lm.tokens import pad_id, right_pad
 from editguard.settings import at_least
 
 ALGORITHM = {"method": "MEND (Mitchell et al., 2021)",
@@ -58,7 +62,7 @@ ALGORITHM = {"method": "MEND (Mitchell et al., 2021)",
                         "blocks (identity at init); update -edit_lr[l] * sum_t d~ u~^T",
              "loss": "c_edit * NLL(edit prompt and paraphrases) + KL(neighbourhood)",
              "training_data": "counterfactual edits of the GeoNames held-out pool"}
-VERSION = "2"  # of the training recipe (bump on any change to it): part of the artifact key
+VERSION = "3"  # of the training recipe (bump on any change to it): part of the artifact key
 HELDOUT_MAX = 50  # held-out edits MEND's success is reported on
 
 
@@ -73,6 +77,7 @@ class MendSettings:
     lr_lr: float = 1e-4  # Adam on the per-layer step sizes
     c_edit: float = 0.1  # weight of the edit loss against the locality KL
     train_edits: int = at_least(0, 0)  # training edits from the held-out pool (0 = all)
+    corpus: str = "wikipedia-en"  # plain sentences whose predictions the locality KL keeps
 
 
 class LowRankBlock(torch.nn.Module):
@@ -249,16 +254,21 @@ class MendEditor(EditorBase):
                        context: PrepareContext) -> tuple[GradientTransform, str, dict[str, str]]:
         cfg: MendSettings = self._cfg
         edits = self._training_edits()
-        data = integrity.sha256_hex(json.dumps([dataclasses.asdict(e) for e in edits],
-                                               sort_keys=True).encode())
+        sentences = first_sentences(context.corpus(cfg.corpus).texts, len(edits))
+        if not sentences:
+            raise ValueError(f"mend corpus {cfg.corpus!r} gives no sentence of 3 to 40 words "
+                             "for the locality loss; pass --method-opt mend.corpus=file:PATH")
+        data = integrity.sha256_hex(json.dumps([[dataclasses.asdict(e) for e in edits],
+                                                sentences], sort_keys=True).encode())
         key = integrity.sha256_hex(json.dumps({
             "version": VERSION, "fingerprint": context.fingerprint, "seed": context.seed,
             "settings": dataclasses.asdict(cfg), "data": data}, sort_keys=True).encode())
         net = self._new_net(model)
 
         def train() -> tuple[artifacts.Tensors, artifacts.Meta]:
-            meta = self._train(model, tokenizer, net, edits, context)
-            meta["data"] = f"{len(edits)} GeoNames held-out edits"
+            meta = self._train(model, tokenizer, net, edits, sentences, context)
+            meta["data"] = (f"{len(edits)} GeoNames held-out edits, {len(sentences)} sentences "
+                            f"of {cfg.corpus}")
             return dict(net.state_dict()), meta
 
         def check(tensors: artifacts.Tensors, meta: artifacts.Meta) -> None:
@@ -279,7 +289,7 @@ class MendEditor(EditorBase):
         return GradientTransform(int(d_in), int(d_out), cfg.rank, len(cfg.layers), cfg.edit_lr)
 
     def _train(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
-               net: GradientTransform, edits: list[EditRequest],
+               net: GradientTransform, edits: list[EditRequest], sentences: list[str],
                context: PrepareContext) -> dict[str, str]:
         cfg: MendSettings = self._cfg
         start = time.perf_counter()
@@ -295,7 +305,9 @@ class MendEditor(EditorBase):
         for step in range(cfg.steps):
             chosen = torch.randperm(len(train), generator=generator)[: cfg.batch].tolist()
             requests = [train[i] for i in chosen]
-            loss, parts = self._loss(model, tokenizer, net, requests, observe=True)
+            picked = torch.randint(len(sentences), (cfg.batch,), generator=generator).tolist()
+            loss, parts = self._loss(model, tokenizer, net, requests,
+                                     [sentences[i] for i in picked], observe=True)
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
@@ -323,8 +335,8 @@ class MendEditor(EditorBase):
         return out
 
     def _loss(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
-              net: GradientTransform, requests: list[EditRequest], observe: bool
-              ) -> tuple[torch.Tensor, dict[str, float]]:
+              net: GradientTransform, requests: list[EditRequest], sentences: list[str],
+              observe: bool) -> tuple[torch.Tensor, dict[str, float]]:
         cfg: MendSettings = self._cfg
         device = model_device(model)
         deltas = self._deltas(model, net, target_batch(tokenizer, requests, device), observe)
@@ -347,8 +359,17 @@ class MendEditor(EditorBase):
                 model, edited, (), {"input_ids": local.ids, "attention_mask": local.mask})
                 .logits[where].float(), -1)  # (N, V)
             loc_loss = (base.exp() * (base - after)).sum(-1).mean()
-        loss = cfg.c_edit * edit_loss + loc_loss
-        return loss, {"edit": float(edit_loss.detach()), "locality": float(loc_loss.detach())}
+            ids, mask = right_pad([tokenizer(t)["input_ids"] for t in sentences],
+                                  pad_id(tokenizer), device)  # (S, T)
+            with torch.no_grad():
+                base = F.log_softmax(model(input_ids=ids, attention_mask=mask).logits.float(), -1)
+            after = F.log_softmax(torch.func.functional_call(
+                model, edited, (), {"input_ids": ids, "attention_mask": mask}).logits.float(), -1)
+            text_kl = (base.exp() * (base - after)).sum(-1)  # (S, T)
+            text_loss = (text_kl * mask).sum() / mask.sum()
+        loss = cfg.c_edit * edit_loss + loc_loss + text_loss
+        return loss, {"edit": float(edit_loss.detach()), "locality": float(loc_loss.detach()),
+                      "text": float(text_loss.detach())}
 
     @torch.no_grad()
     def _evaluate(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,

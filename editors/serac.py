@@ -47,6 +47,7 @@ from editguard.editors.nethook import Trace
 from editguard.edits.request import EditRequest
 from editguard.edits.sampling import sample, unit_hash
 from editguard.lm import routing
+from editguard.lm.corpus import first_sentences
 from editguard.lm.device import model_device
 from editguard.lm.tokens import pad_id, right_pad
 from editguard.settings import at_least
@@ -139,17 +140,6 @@ def training_pairs(edits: Sequence[EditRequest], sentences: Sequence[str]
         if sentences:
             pairs.append((e.text, sentences[i % len(sentences)], 0.0))
     return pairs
-
-
-def first_sentences(texts: Sequence[str], count: int) -> list[str]:
-    out = []
-    for text in texts:
-        sentence = text.strip().split(". ", 1)[0].strip()
-        if 3 <= len(sentence.split()) <= 40:
-            out.append(sentence if sentence.endswith(".") else sentence + ".")
-        if len(out) == count:
-            break
-    return out
 
 
 class SeracRouter(routing.Router):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from transformers import PreTrainedTokenizerBase
 
@@ -41,3 +41,16 @@ def token_chunks(corpus: Corpus, tokenizer: PreTrainedTokenizerBase, n_tokens: i
                 return chunks
     raise ValueError(f"corpus {corpus.name!r} has only {total} tokens with this tokenizer but {n_tokens} were "
                      "asked for; lower n_tokens or use a bigger corpus ('file:PATH')")
+
+
+def first_sentences(texts: Sequence[str], count: int) -> list[str]:
+    """The first sentence (3 to 40 words) of each text, until there are ``count``: plain text a
+    trained editor must leave alone."""
+    out = []
+    for text in texts:
+        sentence = text.strip().split(". ", 1)[0].strip()
+        if 3 <= len(sentence.split()) <= 40:
+            out.append(sentence if sentence.endswith(".") else sentence + ".")
+        if len(out) == count:
+            break
+    return out
