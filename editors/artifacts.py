@@ -1,4 +1,4 @@
-"""Trained editor artifacts on disk (SERAC's scope classifier, MEND's gradient transform).
+"""Trained editor artifacts on disk (SERAC's scope classifier; any editor that trains a network).
 
 One safetensors file per key: the tensors, and as metadata the key they were trained for, a
 checksum of the tensors and whatever the trainer reports. ``load_or_train`` reads a file only

@@ -62,8 +62,6 @@ TINY_METHOD_OPTIONS = {
     "kn": {"steps": 4},
     # 40 GeoNames training edits, not 983: the classifier trains in about a second
     "serac": {"layer": 2, "train_edits": 40, "steps": 100},
-    "mend": {"layers": (1, 2, 3), "train_edits": 20, "steps": 4, "batch": 4, "rank": 8,
-             "edit_lr": 0.05},
     "ultraedit": {"layers": (1, 2, 3), "lr": 0.05},
     "pmet": {"layers": (1, 2), "stats_tokens": 3000, "context_templates": 2,
              "mom2_update_weight": 1.0, "clamp_norm_factor": 4.0, "v_weight_decay": 1e-3},
