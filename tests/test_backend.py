@@ -66,3 +66,11 @@ def test_generation_is_greedy_and_stops_at_the_stop_string(tokenizer):
     stop = full.strip()[:2]
     (cut,) = backend.generate([Generation("Once upon a time", max_new_tokens=12, stop=(stop,))])
     assert stop not in cut and full.startswith(cut)
+
+
+def test_on_a_cpu_scoring_batches_stay_small_and_generation_batches_do_not(tokenizer):
+    backend = HFBackend(tiny_model("llama", len(tokenizer)), tokenizer)
+    assert backend.device.type == "cpu"
+    assert (backend.score_tokens, backend.batch_tokens) == (1024, 8192)
+    assert HFBackend(backend.model, tokenizer, score_tokens=4096).score_tokens == 4096
+    assert HFBackend(backend.model, tokenizer, batch_tokens=64).score_tokens == 64

@@ -33,6 +33,9 @@ from editguard.lm.routing import routed
 from editguard.lm.tokens import decode, pad_id, right_pad
 
 
+CPU_SCORE_TOKENS = 1024
+
+
 @dataclasses.dataclass(frozen=True)
 class _Scored:
     input_ids: tuple[int, ...]  # what the model reads: context + continuation[:-1]
@@ -46,11 +49,16 @@ class HFBackend:
 
     def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, *,
                  batch_tokens: int = 8192, max_batch: int = 64, min_prefix: int = 64,
-                 min_saved: int = 1024) -> None:
+                 min_saved: int = 1024, score_tokens: int | None = None) -> None:
         self.model = model
         self.device = model_device(model)
         self.tokenizer = tokenizer
-        self.batch_tokens = batch_tokens
+        self.batch_tokens = batch_tokens  # tokens per generation batch, new tokens included
+        # tokens per log-likelihood batch. On a CPU, batches of ~1024 tokens keep the
+        # activations in cache: 1.5x faster than 8192 on MMLU 5-shot and BBQ, 1.8x on MMLU +
+        # BBQ 0-shot (perf.scoring, 2 cores); an accelerator wants big batches.
+        self.score_tokens = score_tokens if score_tokens is not None else (
+            min(batch_tokens, CPU_SCORE_TOKENS) if self.device.type == "cpu" else batch_tokens)
         self.max_batch = max_batch
         # told (requests done, requests in the call) when a call starts and after each
         # forward batch, when set
@@ -180,7 +188,7 @@ class HFBackend:
     def _batches(self, seqs: list[tuple[int, ...]], prefix_len: int = 0
                  ) -> list[list[tuple[int, ...]]]:
         """Passes (sorted longest first) in batches under the token budget."""
-        groups = pack([len(s) for s in seqs], [0] * len(seqs), prefix_len, self.batch_tokens,
+        groups = pack([len(s) for s in seqs], [0] * len(seqs), prefix_len, self.score_tokens,
                       self.max_batch)
         return [[seqs[i] for i in g] for g in groups]
 
