@@ -12,6 +12,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from editguard.data.paths import editguard_home
 from editguard.editors.checkpoint import Checkpoint
 from editguard.models.compatibility import check_compatible
+from editguard.models.embedded import embedded_dir
 from editguard.models.loading import load
 from editguard.models.spec import ModelLoadError, ModelSpec
 from tests.test_suite_plugin import run, run_inline, verdict
@@ -96,7 +97,8 @@ def test_the_suite_refuses_a_mismatched_checkpoint_before_loading_weights(pytest
 def test_a_damaged_copy_of_the_embedded_model_fails_the_capability_gate(pytester, monkeypatch,
                                                                        tmp_path):
     monkeypatch.setenv("EDITGUARD_HOME", str(HOME))
-    damaged = damaged_copy(HOME / "models" / "smollm2-135m", tmp_path / "smollm2-damaged")
+    # converted on first use (a fresh home has only the GGUF package)
+    damaged = damaged_copy(embedded_dir("smollm2-135m", HOME), tmp_path / "smollm2-damaged")
     result = run(pytester, "--edited", str(damaged), "--base", "smollm2-135m",
                  "--benchmarks", "facts", "--bench-opt", "facts.limit=60", "--editguard-cache",
                  str(tmp_path / "c"), "--report-dir", str(tmp_path / "r"), "-v", timeout=600)

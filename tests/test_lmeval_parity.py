@@ -43,11 +43,13 @@ def test_prompts_are_byte_identical_to_lm_evals(reference, case):
 @pytest.mark.slow
 def test_loglikelihoods_and_answers_match_lm_evals(reference):
     from editguard.data.paths import editguard_home
+    from editguard.models.embedded import embedded_dir
     from editguard.models.loading import load
     from editguard.models.spec import ModelSpec
 
     home = editguard_home()
-    source = json.loads((home / "models" / "smollm2-135m" / "EDITGUARD_SOURCE.json").read_text())
+    folder = embedded_dir("smollm2-135m", home)  # converted on first use
+    source = json.loads((folder / "EDITGUARD_SOURCE.json").read_text())
     assert source["files"] == reference["model_source"]["files"], (
         "the embedded model's files differ from those lm-eval scored; regenerate "
         "tests/data/lmeval_parity.json with scripts/lmeval_reference.py")
