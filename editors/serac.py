@@ -93,6 +93,11 @@ class Classifier:
         """(N, dim), (K, dim) unit vectors -> (N, K) in-scope logits."""
         return self.scale_bias[0] * queries @ keys.T + self.scale_bias[1]
 
+    def pair_logits(self, inputs: torch.Tensor, prompts: torch.Tensor) -> torch.Tensor:
+        """(N, d), (N, d) features -> (N,) logits that input i is in scope of prompt i."""
+        similarity = (self.embed(inputs) * self.embed(prompts)).sum(-1)
+        return self.scale_bias[0] * similarity + self.scale_bias[1]
+
     def tensors(self) -> dict[str, torch.Tensor]:
         return {"mean": self.mean, "std": self.std, "weight": self.weight,
                 "scale_bias": self.scale_bias}
@@ -150,13 +155,23 @@ class SeracRouter(routing.Router):
         super().__init__()
         self.classifier = classifier
         self._embed = embed  # texts -> (N, dim) unit vectors (a plain function, not a module)
+        # text -> its unit vector: SERAC changes no weight, so a text's features never change,
+        # and every checkpoint of a trajectory routes the same benchmark prompts again
+        self._embedded: dict[str, torch.Tensor] = {}
         self.threshold = threshold
         self.statement = statement
         self.keys = torch.zeros((0, classifier.weight.shape[0]))  # (K, dim), a plain tensor
         self.statements: list[str] = []
 
+    def embed(self, texts: Sequence[str]) -> torch.Tensor:
+        """(N, dim) unit vectors of ``texts``, each computed once."""
+        new = sorted({t for t in texts if t not in self._embedded})
+        if new:
+            self._embedded.update(zip(new, self._embed(new)))
+        return torch.stack([self._embedded[t] for t in texts])
+
     def add(self, requests: Sequence[EditRequest]) -> None:
-        self.keys = torch.cat([self.keys, self._embed([r.text for r in requests])])
+        self.keys = torch.cat([self.keys, self.embed([r.text for r in requests])])
         self.statements += [self.statement.format(prompt=r.text, target=r.target_new)
                             for r in requests]
 
@@ -170,7 +185,7 @@ class SeracRouter(routing.Router):
             return [None] * len(texts)
         queries = [last_paragraph(t) for t in texts]
         unique = sorted(set(queries))
-        probs = torch.sigmoid(self.classifier.logits(self._embed(unique), self.keys))  # (U, K)
+        probs = torch.sigmoid(self.classifier.logits(self.embed(unique), self.keys))  # (U, K)
         best_p, best = probs.max(dim=1)
         chosen = {q: int(b) if float(p) > self.threshold else None
                   for q, p, b in zip(unique, best_p, best)}
@@ -307,8 +322,6 @@ class SeracEditor(EditorBase):
         feats = features(model, tokenizer, texts, cfg.layer, cfg.max_tokens,
                          lambda done, total: context.progress("serac scope classifier: "
                                                               "features", done, total))
-        mean, std = feats.mean(0), feats.std(0) + 1e-5
-        normed = (feats - mean) / std  # (N, d)
         is_valid = torch.tensor([a in valid for a, _, _ in pairs])
         left = torch.tensor([index[a] for a, _, _ in pairs])
         right = torch.tensor([index[b] for _, b, _ in pairs])
@@ -317,13 +330,12 @@ class SeracEditor(EditorBase):
         weight = (torch.randn(cfg.dim, feats.shape[1], generator=generator)
                   / feats.shape[1] ** 0.5).requires_grad_(True)
         scale_bias = torch.tensor([10.0, -5.0], requires_grad=True)
+        classifier = Classifier(feats.mean(0), feats.std(0) + 1e-5, weight, scale_bias, {})
         optimiser = torch.optim.Adam([weight, scale_bias], lr=cfg.lr)
         train = ~is_valid
 
         def logits(rows: torch.Tensor) -> torch.Tensor:
-            a = F.normalize(normed[left[rows]] @ weight.T, dim=-1)
-            b = F.normalize(normed[right[rows]] @ weight.T, dim=-1)
-            return scale_bias[0] * (a * b).sum(-1) + scale_bias[1]
+            return classifier.pair_logits(feats[right[rows]], feats[left[rows]])
 
         with torch.enable_grad():
             for step in range(cfg.steps):
@@ -344,4 +356,5 @@ class SeracEditor(EditorBase):
                        "threshold": cfg.threshold}
         meta = {"heldout": json.dumps(heldout), "train_pairs": str(int(train.sum())),
                 "train_seconds": f"{time.perf_counter() - start:.1f}"}
-        return Classifier(mean, std, weight.detach(), scale_bias.detach(), meta)
+        return Classifier(classifier.mean, classifier.std, weight.detach(), scale_bias.detach(),
+                          meta)

@@ -6,21 +6,17 @@ from __future__ import annotations
 import pytest
 import torch
 
-from editguard.editors.registry import create
 from editguard.edits.request import EditRequest
 from editguard.models.digest import fingerprint
 from editguard.models.loading import LoadedModel, module_structure
 from editguard.models.spec import ModelSpec
 from tests.test_editors import REQUESTS, target_logprob
-from tests.tiny import TINY_METHOD_OPTIONS, prepare_context, tiny_model
+from tests.tiny import prepared_editor, tiny_model
 
 
 @pytest.fixture(params=["llama", "gpt2"])
 def prepared(request, tokenizer, tmp_path):
-    model = tiny_model(request.param, len(tokenizer))
-    editor = create("grace", TINY_METHOD_OPTIONS["grace"])
-    editor.prepare(model, tokenizer, prepare_context(tmp_path, f"tiny-{request.param}"))
-    return model, editor
+    return prepared_editor("grace", request.param, tokenizer, tmp_path)
 
 
 def test_the_codebook_grows_along_a_trajectory_and_restore_removes_it(prepared, tokenizer):

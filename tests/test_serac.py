@@ -1,8 +1,11 @@
 """SERAC on tiny random-init models: a routing layer, not a weight edit. In-scope inputs reach the
 model with the edit stated first, others unchanged; the memory grows along a trajectory; restore
-uninstalls the router. (Its cached classifier: test_trained_editors.py.)"""
+uninstalls the router; the trained scope classifier is cached, checked, and retrained when its
+settings or training data change."""
 
 from __future__ import annotations
+
+import warnings
 
 import pytest
 import torch
@@ -10,20 +13,18 @@ import torch
 from editguard.backends.hf import HFBackend
 from editguard.editors.registry import create
 from editguard.edits.request import EditRequest
+from editguard.integrity import CacheRepairWarning
 from editguard.lm import routing
 from editguard.models.loading import module_structure
 from tests.test_editors import REQUESTS
-from tests.tiny import TINY_METHOD_OPTIONS, prepare_context, tiny_model
+from tests.tiny import TINY_METHOD_OPTIONS, prepare_context, prepared_editor, tiny_model
 
 UNRELATED = "The following are multiple choice questions (with answers) about astronomy."
 
 
 @pytest.fixture(params=["llama", "gpt2"])
 def setup(request, tokenizer, tmp_path, asset_home):
-    model = tiny_model(request.param, len(tokenizer))
-    editor = create("serac", TINY_METHOD_OPTIONS["serac"])
-    editor.prepare(model, tokenizer, prepare_context(tmp_path, f"tiny-{request.param}"))
-    return model, editor
+    return prepared_editor("serac", request.param, tokenizer, tmp_path)
 
 
 def statement(request: EditRequest) -> str:
@@ -45,6 +46,9 @@ def test_in_scope_inputs_read_the_edit_and_restore_uninstalls_the_router(setup, 
     assert scope[0] == 0
     expected = [t if k is None else statement(request) + t for t, k in zip(texts, scope)]
     assert routing.routed(model, texts) == expected
+    # every text is embedded once: the edit prompt and the two inputs' last paragraphs
+    assert routing.routed(model, texts) == expected
+    assert sorted(editor._router._embedded) == sorted({request.text, UNRELATED})
     routed_scores = backend.loglikelihood([(t, " Rome") for t in texts])
     router = routing.router_of(model)
     routing.uninstall(model)
@@ -85,6 +89,37 @@ def test_a_batch_goes_into_memory_at_once(setup, tokenizer):
     assert handle.batches[0]["edits_in_memory"] == len(REQUESTS)
     handle.restore()
     assert routing.router_of(model) is None
+
+
+def test_the_classifier_is_read_back_retrained_on_new_settings_and_repaired(tokenizer, tmp_path,
+                                                                           asset_home):
+    model = tiny_model("llama", len(tokenizer))
+    context = prepare_context(tmp_path, "tiny-llama")
+
+    def prepared(**overrides):
+        editor = create("serac", {**TINY_METHOD_OPTIONS["serac"], **overrides})
+        editor.prepare(model, tokenizer, context)
+        return editor.provenance["classifier"]
+
+    first = prepared()
+    assert first["cache"] == "trained" and first["train_seconds"] >= 0
+    assert set(first["heldout"]) >= {"in_scope_recall", "out_of_scope_specificity"}
+    assert prepared()["cache"] == "read"
+    assert prepared(dim=32)["cache"] == "trained"  # another key: another file
+    assert prepared(train_edits=12)["cache"] == "trained"  # other training data
+    files = sorted((tmp_path / "serac").rglob("classifier.*.safetensors"))
+    assert len(files) == 3
+    assert prepared(threshold=0.7)["cache"] == "read"  # changes routing only, not the training
+    target = next(f for f in files if first["key"][:24] in f.name)
+    data = bytearray(target.read_bytes())
+    data[-5] ^= 0xFF  # a flipped byte in the tensors
+    target.write_bytes(bytes(data))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        repaired = prepared()
+    assert repaired["cache"].startswith("recomputed: ") and "checksum" in repaired["cache"]
+    assert any(issubclass(w.category, CacheRepairWarning) for w in caught)
+    assert prepared()["cache"] == "read"
 
 
 @pytest.mark.parametrize("overrides, message", [

@@ -9,10 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from editguard.editors.layers import arch_for, to_out_in
-from editguard.editors.registry import create
 from editguard.editors.ultraedit import RunningNorm, _keys_and_gradients
 from tests.test_editors import REQUESTS
-from tests.tiny import TINY_METHOD_OPTIONS, prepare_context, tiny_model
+from tests.tiny import prepared_editor
 
 
 @settings(max_examples=25, deadline=None)
@@ -34,10 +33,7 @@ def test_the_running_normaliser_merges_batches_exactly(sizes, seed):
 
 @pytest.fixture(params=["llama", "gpt2"])
 def prepared(request, tokenizer, tmp_path):
-    model = tiny_model(request.param, len(tokenizer))
-    editor = create("ultraedit", TINY_METHOD_OPTIONS["ultraedit"])
-    editor.prepare(model, tokenizer, prepare_context(tmp_path, f"tiny-{request.param}"))
-    return model, editor
+    return prepared_editor("ultraedit", request.param, tokenizer, tmp_path)
 
 
 def test_the_update_of_each_matrix_lies_in_the_span_of_its_keys(prepared, tokenizer):

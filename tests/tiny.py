@@ -10,7 +10,8 @@ from transformers import (AutoTokenizer, GPT2Config, GPT2LMHeadModel, LlamaConfi
                           PreTrainedModel, PreTrainedTokenizerBase)
 
 from editguard.data.corpora import load_corpus
-from editguard.editors.base import PrepareContext
+from editguard.editors.base import Editor, PrepareContext
+from editguard.editors.registry import create
 from editguard.models.embedded import EMBEDDED
 
 
@@ -68,6 +69,15 @@ TINY_METHOD_OPTIONS = {
     "alphaedit": {"layers": (1, 2), "stats_tokens": 3000, "context_templates": 2,
                   "nullspace_threshold": 1.0, "l2": 1.0},
 }
+
+
+def prepared_editor(method: str, arch: str, tokenizer: PreTrainedTokenizerBase,
+                    cache_dir: Path) -> tuple[PreTrainedModel, Editor]:
+    """A tiny ``arch`` model and ``method``'s editor with its tiny options, prepared on it."""
+    model = tiny_model(arch, len(tokenizer))
+    editor = create(method, TINY_METHOD_OPTIONS[method])
+    editor.prepare(model, tokenizer, prepare_context(cache_dir, f"tiny-{arch}"))
+    return model, editor
 
 
 def prepare_context(cache_dir: Path, fingerprint: str = "tiny") -> PrepareContext:
