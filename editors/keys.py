@@ -36,7 +36,8 @@ def at_subject(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
             model(input_ids=ids, attention_mask=mask)
         seen = trace.inputs if track == "in" else trace.outputs
         for m in modules:
-            chunks[m].append(seen[m][rows, where].float())  # (B, d)
+            out = seen[m]  # on its layer's device (a sharded model has several)
+            chunks[m].append(out[rows.to(out.device), where.to(out.device)].float().to(device))
     return {m: torch.cat(c) for m, c in chunks.items()}
 
 

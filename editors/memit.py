@@ -81,10 +81,11 @@ class MemitEditor(EditorBase):
             keys = self._keys(model, tokenizer, requests, layer)  # (n, in)
             current = at_subject(model, tokenizer, plain, subjects, [z_module],
                                  "out")[z_module].double()  # (n, d)
-            resid = (zs - current) / self._spread(len(cfg.layers) - i)  # (n, d)
+            resid = zs.to(current.device) - current  # (n, d)
+            resid = resid / self._spread(len(cfg.layers) - i)
             update = self._layer_update(layer, keys, resid)  # (d, in)
             with torch.no_grad():
-                weight.add_(from_out_in(update, arch).to(weight.dtype))
+                weight.add_(from_out_in(update, arch).to(weight.device, weight.dtype))
             norms[module] = float(update.norm())
         self._after_update(model, tokenizer, requests)
         return {"target_nll": [v.nll for v in values], "value_steps": [v.steps for v in values],

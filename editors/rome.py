@@ -76,9 +76,9 @@ class RomeEditor(EditorBase):
         u = u / u.norm()  # (in,)
         value = optimise_value(model, tokenizer, module, request, self._templates,
                                cfg.values())
-        right = value.delta.double() / (keys[0] @ u)  # (out,)
+        right = value.delta.double().to(u.device) / (keys[0] @ u)  # (out,)
         update = torch.outer(right, u)  # (out, in), rank one
         with torch.no_grad():
-            weight.add_(from_out_in(update, arch).to(weight.dtype))
+            weight.add_(from_out_in(update, arch).to(weight.device, weight.dtype))
         return {"target_nll": value.nll, "value_steps": value.steps,
                 "update_norm": float(update.norm())}

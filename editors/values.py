@@ -188,7 +188,8 @@ def optimise_values(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
 
     with torch.no_grad(), Trace(model, modules, keep_outputs=True) as trace:
         kl_ref = log_probs()[-1]  # (V,)
-    inits = {m: trace.outputs[m][0, subject_pos[0]].float().clone() for m in modules}  # (d,)
+    # (d,) each, on its module's device (a sharded model has several)
+    inits = {m: trace.outputs[m][0, int(subject_pos[0])].float().clone() for m in modules}
 
     deltas = {m: torch.zeros_like(init, requires_grad=True) for m, init in inits.items()}
     optimiser = torch.optim.Adam(list(deltas.values()), lr=settings.lr)
@@ -197,7 +198,8 @@ def optimise_values(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
     def add_delta(output: torch.Tensor, name: str) -> torch.Tensor:
         # output: (B, T, d); add the module's delta at each row's subject position
         out = output.clone()
-        out[row_index, subject_pos] = out[row_index, subject_pos] + deltas[name].to(out.dtype)
+        rows, cols = row_index.to(out.device), subject_pos.to(out.device)
+        out[rows, cols] = out[rows, cols] + deltas[name].to(out.dtype)
         return out
 
     nll = math.inf
@@ -214,7 +216,7 @@ def optimise_values(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
             kl_t = settings.kl_factor * kl_term(logp[-1], kl_ref)
             loss = nll_factor * nll_t + kl_t
             for m, delta in deltas.items():
-                loss = loss + decay_term(delta, inits[m], settings.weight_decay)
+                loss = loss + decay_term(delta, inits[m], settings.weight_decay).to(loss.device)
             nll = float(nll_t.detach())
             if not math.isfinite(float(loss.detach())):
                 raise FloatingPointError(f"value optimisation diverged for edit {request.case_id!r}")

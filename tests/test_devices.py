@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from editguard.run.devices import VISIBLE, DeviceLedger, pin, visible_devices
+from editguard.run.devices import (VISIBLE, DeviceGroupError, DeviceLedger, device_groups, pin,
+                                    visible_devices)
 
 
 def test_callers_list_wins_over_the_count():
@@ -45,3 +46,38 @@ def test_every_worker_gets_a_visible_device_and_load_is_balanced(devices, n_work
     assert all(d in devices for d in got)
     counts = [got.count(d) for d in devices]
     assert max(counts, default=0) - min(counts, default=0) <= 1
+
+
+def test_gpus_per_worker_cuts_the_callers_devices_into_consecutive_groups():
+    assert device_groups(["0", "1", "2", "3"], 2) == ["0,1", "2,3"]
+    assert device_groups(["4", "6", "5", "7"], 4) == ["4,6,5,7"]  # the caller's order is kept
+    assert device_groups(["0", "1"], 1) == ["0", "1"]
+    assert device_groups([], 2) == []  # a CPU machine: nothing to pin
+
+
+@pytest.mark.parametrize("visible, k, message", [
+    (["0", "1", "2"], 2, "--gpus-per-worker 2: the 3 visible devices (CUDA_VISIBLE_DEVICES=0,1,2) "
+                         "do not split into groups of 2; use --gpus-per-worker 1 or 3"),
+    (["0", "1"], 4, "use --gpus-per-worker 1 or 2"),
+    (["0"], 0, "--gpus-per-worker 0 must be at least 1"),
+])
+def test_a_group_size_that_does_not_fit_names_the_sizes_that_do(visible, k, message):
+    with pytest.raises(DeviceGroupError) as err:
+        device_groups(visible, k)
+    assert message in str(err.value)
+
+
+@given(st.integers(1, 16), st.integers(1, 8), st.integers(0, 40))
+def test_workers_of_k_devices_never_share_one_while_groups_last(n_groups, k, n_workers):
+    visible = [str(i) for i in range(n_groups * k)]
+    groups = device_groups(visible, k)
+    assert len(groups) == n_groups
+    assert sorted(d for g in groups for d in g.split(",")) == sorted(visible)
+    ledger = DeviceLedger(groups)
+    held = [ledger.assign(f"gw{i}") for i in range(n_workers)]
+    first = held[:n_groups]
+    assert len(set(first)) == len(first)  # the first n_groups workers hold disjoint groups
+    env: dict[str, str] = {}
+    if held:
+        pin(held[0], env)
+        assert len(env[VISIBLE].split(",")) == k

@@ -258,6 +258,47 @@ def test_bad_input_is_a_usage_error_that_names_the_value(pytester, args, message
     assert "Traceback" not in result.stderr.str()
 
 
+@pytest.mark.parametrize("visible, args, message", [
+    ("", ["--gpus-per-worker", "2"], "--gpus-per-worker 2 shards each model over 2 accelerators, "
+                                     "and this machine has none visible; leave --gpus-per-worker "
+                                     "at 1"),
+    ("0,1,2", ["--gpus-per-worker", "2"], "the 3 visible devices (CUDA_VISIBLE_DEVICES=0,1,2) do "
+                                          "not split into groups of 2; use --gpus-per-worker 1 or 3"),
+    ("0,1", ["--gpus-per-worker", "2", "--device", "cpu"], "--device cpu names one device; leave "
+                                                          "--device at auto"),
+    ("0,1", ["--gpus-per-worker", "0"], "--gpus-per-worker 0 must be at least 1"),
+])
+def test_gpus_per_worker_that_cannot_be_met_is_a_usage_error(pytester, monkeypatch, visible, args,
+                                                             message):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
+    result = run_inline(pytester, *args, "--collect-only")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert message in result.stderr.str()
+    assert "Traceback" not in result.stderr.str()
+
+
+def test_n_auto_starts_one_worker_per_group_of_k_devices_and_pins_each_to_its_group(
+        pytester, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,5,6,7")
+    pytester.makepyfile(pinrecorder="""
+        import os
+        from pathlib import Path
+
+        def pytest_configure(config):  # after editguard's own (tryfirst) pinning
+            worker = getattr(config, "workerinput", None)
+            if worker is not None:
+                Path(f"pinned-{worker['workerid']}.txt").write_text(
+                    os.environ["CUDA_VISIBLE_DEVICES"])
+    """)
+    # workers start, pin and collect; the -k selects no case, so no model loads
+    result = run(pytester, "-p", "pinrecorder", "-n", "auto", "--gpus-per-worker", "2",
+                 "-k", "no-such-case", timeout=300)
+    assert result.ret == pytest.ExitCode.NO_TESTS_COLLECTED, result.stderr.str()
+    assert "created: 2/2 workers" in result.stdout.str()
+    pinned = {p.stem: p.read_text() for p in pytester.path.glob("pinned-*.txt")}
+    assert pinned == {"pinned-gw0": "4,5", "pinned-gw1": "6,7"}
+
+
 def test_a_hub_id_offline_says_how_to_pass_a_local_directory(pytester, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     result = run(pytester, "--models", "meta-llama/Llama-2-7b-hf", "--collect-only")

@@ -32,7 +32,7 @@ def forward(model: PreTrainedModel, input_ids: torch.Tensor, attention_mask: tor
     kwargs = {_cache_keyword(type(base).forward): cache}
     out = base(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
                use_cache=True, **kwargs)
-    return out.last_hidden_state
+    return out.last_hidden_state.to(input_ids.device)  # a sharded model ends on another device
 
 
 def run_prefix(model: PreTrainedModel, prefix: Sequence[int],

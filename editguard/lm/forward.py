@@ -11,7 +11,7 @@ def final_hidden(model: PreTrainedModel, input_ids: torch.Tensor,
                  attention_mask: torch.Tensor) -> torch.Tensor:
     """(B, T) ids -> (B, T, d) hidden states after the final norm (no vocabulary projection)."""
     out = model.base_model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
-    return out.last_hidden_state
+    return out.last_hidden_state.to(input_ids.device)  # a sharded model ends on another device
 
 
 def logits_from_hidden(model: PreTrainedModel, hidden: torch.Tensor) -> torch.Tensor:
@@ -23,7 +23,7 @@ def logits_from_hidden(model: PreTrainedModel, hidden: torch.Tensor) -> torch.Te
     cap = getattr(model.config, "final_logit_softcapping", None)
     if cap:
         logits = torch.tanh(logits / cap) * cap
-    return logits
+    return logits.to(hidden.device)  # the head of a sharded model may sit on another device
 
 
 def generate(model: PreTrainedModel, input_ids: torch.Tensor, pad_token_id: int,

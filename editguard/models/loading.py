@@ -187,15 +187,69 @@ def check_config(spec: ModelSpec, where: str | None = None) -> PretrainedConfig:
     return config
 
 
-def load(spec: ModelSpec, home: Path) -> LoadedModel:
+DeviceMap = str | dict[str, int | str]
+
+
+def shard_placement(shards: int) -> tuple[str, dict[int | str, int]]:
+    """accelerate's placement for a model split over the first ``shards`` visible accelerators:
+    ``"balanced"`` (equal memory per device, whole decoder blocks) within their free memory,
+    with no room given to the CPU or disk, so a model that does not fit fails instead of
+    running offloaded."""
+    from accelerate.utils import get_max_memory
+
+    free = get_max_memory()  # {0: bytes, 1: bytes, ..., "cpu": bytes}
+    have = sorted(k for k in free if isinstance(k, int))
+    if len(have) < shards:
+        raise ModelLoadError(
+            f"--gpus-per-worker {shards}: this process sees {len(have)} accelerator(s); give "
+            f"it at least {shards} (CUDA_VISIBLE_DEVICES) or use --gpus-per-worker "
+            f"{max(len(have), 1)}")
+    return "balanced", {k: free[k] for k in have[:shards]}
+
+
+def check_placement(model: PreTrainedModel, spec: ModelSpec) -> None:
+    """A sharded model must sit wholly on its accelerators: accelerate offloads what does not
+    fit to the CPU or disk, which would run (slowly) instead of failing."""
+    placed = getattr(model, "hf_device_map", None) or {}
+    offloaded = sorted(name for name, device in placed.items() if device in ("disk", "meta"))
+    if spec.shards > 1:
+        offloaded += sorted(name for name, device in placed.items() if device == "cpu")
+    if offloaded:
+        raise ModelLoadError(
+            f"{spec.source} does not fit on {spec.shards} accelerator(s): accelerate put "
+            f"{', '.join(offloaded[:4])}{' ...' if len(offloaded) > 4 else ''} on the CPU or "
+            "disk; use a larger --gpus-per-worker or a smaller --dtype (bfloat16)")
+
+
+def load(spec: ModelSpec, home: Path, device_map: DeviceMap | None = None) -> LoadedModel:
+    """The model and tokenizer ``spec`` names, on its device, fingerprinted.
+
+    ``spec.shards`` > 1 splits the model over that many accelerators with accelerate's device
+    map; ``device_map`` places it by an explicit map instead (module name -> device, as
+    ``from_pretrained`` takes it). Either way inputs go to the first parameter's device and
+    accelerate's hooks move activations between devices.
+    """
     if spec.dtype not in DTYPES:
         raise ModelLoadError(f"--dtype {spec.dtype!r} is not one of {sorted(DTYPES)}")
+    if spec.shards < 1:
+        raise ModelLoadError(f"--gpus-per-worker {spec.shards} must be at least 1")
     path = locate(spec, home)
     tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=spec.trust_remote_code)
+    placement: dict[str, object] = {}
+    if device_map is not None:
+        placement = {"device_map": device_map}
+    elif spec.shards > 1:
+        where, max_memory = shard_placement(spec.shards)
+        placement = {"device_map": where, "max_memory": max_memory}
     model = AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[spec.dtype],
-                                                 trust_remote_code=spec.trust_remote_code)
-    # transformers' typing of its wrapped ``to`` drops ``self``; the call itself is plain
-    model.to(resolve_device(spec.device)).eval()  # type: ignore[arg-type]
+                                                 trust_remote_code=spec.trust_remote_code,
+                                                 **placement)
+    if placement:
+        check_placement(model, spec)
+    else:
+        # transformers' typing of its wrapped ``to`` drops ``self``; the call itself is plain
+        model.to(resolve_device(spec.device))  # type: ignore[arg-type]
+    model.eval()
     fp, digests = fingerprint(model)
     return LoadedModel(spec=spec, model=model, tokenizer=tokenizer, fingerprint=fp,
                        digests=digests, path=path)

@@ -22,6 +22,7 @@ class ModelSpec:
     dtype: str = "float32"
     device: str = "auto"
     trust_remote_code: bool = False
+    shards: int = 1  # accelerators the model is split over (--gpus-per-worker)
 
     @property
     def label(self) -> str:

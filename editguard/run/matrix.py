@@ -150,7 +150,7 @@ def build(*, models: Sequence[str], methods: Sequence[str], n_edits: Sequence[st
           trust_remote_code: bool, cache_dir: Path, thresholds_file: Path | None,
           max_drop: Sequence[str], min_score: Sequence[str], backend: str = "hf",
           verdict_mode: str | None = None, confidence: float | None = None,
-          edited: str | None = None, holm: bool = False) -> Matrix:
+          edited: str | None = None, holm: bool = False, gpus_per_worker: int = 1) -> Matrix:
     """Validate everything a run needs that can be checked without loading a model. With
     ``edited`` (a checkpoint edited elsewhere), ``models`` is its one base model, no method
     runs, and the one n_edits is the number of edits in the edit file (0 without one)."""
@@ -162,7 +162,8 @@ def build(*, models: Sequence[str], methods: Sequence[str], n_edits: Sequence[st
                                          benchmarks=benchmarks, edits=edits, seed=seed,
                                          method_opts=method_opts, batch_size=batch_size,
                                          dtype=dtype, device=device,
-                                         trust_remote_code=trust_remote_code)
+                                         trust_remote_code=trust_remote_code,
+                                         gpus_per_worker=gpus_per_worker)
         counts = (count,)
     if not models or not (methods or edited) or not benchmarks:
         raise MatrixError("--models, --methods and --benchmarks each need at least one value")
@@ -170,6 +171,12 @@ def build(*, models: Sequence[str], methods: Sequence[str], n_edits: Sequence[st
         raise MatrixError(f"--dtype {dtype!r} is not one of {', '.join(DTYPES)}")
     if batch_size < 1:
         raise MatrixError(f"--batch-size {batch_size} must be at least 1")
+    if gpus_per_worker < 1:
+        raise MatrixError(f"--gpus-per-worker {gpus_per_worker} must be at least 1")
+    if gpus_per_worker > 1 and device != "auto":
+        raise MatrixError(f"--gpus-per-worker {gpus_per_worker} splits each model over its "
+                          f"worker's accelerators, and --device {device} names one device; "
+                          "leave --device at auto")
     bench_labels = [benchmark_registry.label(name) for name in benchmarks]  # resolves each
     if len(set(bench_labels)) != len(bench_labels):
         raise MatrixError(f"--benchmarks {','.join(benchmarks)} names a benchmark twice")
@@ -194,7 +201,7 @@ def build(*, models: Sequence[str], methods: Sequence[str], n_edits: Sequence[st
         labels.append(method_label(spec))
     if len(set(labels)) != len(labels):
         raise MatrixError(f"--methods {','.join(methods)} names a method twice")
-    model_specs = tuple(ModelSpec(m, dtype, device, trust_remote_code)
+    model_specs = tuple(ModelSpec(m, dtype, device, trust_remote_code, gpus_per_worker)
                         for m in dict.fromkeys(models))
     if len({m.label for m in model_specs}) != len(model_specs):
         raise MatrixError(f"--models {','.join(models)}: two models share the short name "
@@ -261,8 +268,8 @@ def _easyedit(method_options: dict[str, dict[str, Any]]
 
 def _edited(edited: str, *, models: Sequence[str], methods: Sequence[str], n_edits: Sequence[str],
             benchmarks: Sequence[str], edits: str, seed: int, method_opts: Sequence[str],
-            batch_size: int, dtype: str, device: str,
-            trust_remote_code: bool) -> tuple[ModelSpec, int]:
+            batch_size: int, dtype: str, device: str, trust_remote_code: bool,
+            gpus_per_worker: int = 1) -> tuple[ModelSpec, int]:
     """The checkpoint's spec and its one n_edits: the edits in its edit file (0 without)."""
     if len(models) != 1:
         raise MatrixError(f"--edited {edited!r} is gated against one base model; pass --base "
@@ -278,7 +285,7 @@ def _edited(edited: str, *, models: Sequence[str], methods: Sequence[str], n_edi
         count = 0 if edits == "embedded" else len(load_edit_source(edits, seed))
     except (ValueError, FileNotFoundError) as err:
         raise MatrixError(f"--edits {edits!r}: {err}") from None
-    spec = ModelSpec(edited, dtype, device, trust_remote_code)
+    spec = ModelSpec(edited, dtype, device, trust_remote_code, gpus_per_worker)
     if spec.label == model_label(models[0]):
         raise MatrixError(f"--edited {edited!r} and --base {models[0]!r} share the short name "
                           f"{spec.label!r}; give the checkpoint a directory name of its own")

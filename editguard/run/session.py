@@ -174,7 +174,10 @@ class Session:
                       "fingerprint": loaded.fingerprint, "dtype": loaded.spec.dtype,
                       "device": str(loaded.device),
                       # the physical GPU behind "cuda:0" after xdist pinning (None: not pinned)
-                      "visible_devices": os.environ.get(devices.VISIBLE)},
+                      "visible_devices": os.environ.get(devices.VISIBLE),
+                      # module -> device of a sharded load (--gpus-per-worker); {} otherwise
+                      "device_map": {k: str(v) for k, v in
+                                     (getattr(loaded.model, "hf_device_map", None) or {}).items()}},
             "backend": {"spec": self.matrix.backend, **backend.describe()},
             "method": {"spec": spec, "config": dict(editor.config),
                        "details": getattr(editor, "provenance", {})},
