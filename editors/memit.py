@@ -22,7 +22,8 @@ from editguard.editors.keys import at_subject, average_over_templates, template_
 from editguard.editors.layers import arch_for, check_increasing, from_out_in, layer_field
 from editguard.editors.prompts import context_templates, fill
 from editguard.editors.stats import layer_stats
-from editguard.editors.values import VALUE_OPTIMISATION, RewriteSettings, Value, optimise_value
+from editguard.editors.values import (VALUE_OPTIMISATION, RewriteSettings, Value,
+                                     optimise_requests)
 from editguard.edits.request import EditRequest
 
 
@@ -70,7 +71,7 @@ class MemitEditor(EditorBase):
         cfg: MemitSettings = self._cfg
         arch = arch_for(model)
         z_module = self._z_module(model)
-        values = [self._value(model, tokenizer, r) for r in requests]
+        values = self._values(model, tokenizer, requests)
         zs = torch.stack([v.init + v.delta for v in values]).double()  # (n, d)
         subjects = [r.subject for r in requests]
         plain = [r.text for r in requests]
@@ -95,11 +96,13 @@ class MemitEditor(EditorBase):
         """Where the target vector z lives: the residual stream after the last edited layer."""
         return arch_for(model).block_name(self._cfg.layers[-1])
 
-    def _value(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
-               request: EditRequest) -> Value:
-        """z for one request: the delta at ``_z_module``'s output (and its output before)."""
-        return optimise_value(model, tokenizer, self._z_module(model), request, self._templates,
-                              self._cfg.values())
+    def _values(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
+                requests: list[EditRequest]) -> list[Value]:
+        """z per request: the delta at ``_z_module``'s output (and its output before), each
+        request's own optimisation, run for several requests at once."""
+        out = optimise_requests(model, tokenizer, [self._z_module(model)], requests,
+                                self._templates, self._cfg.values())
+        return [value for (value,) in out]
 
     @staticmethod
     def _spread(layers_left: int) -> float:

@@ -27,7 +27,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from editguard.editors.layers import arch_for, layer_field
 from editguard.editors.memit import MemitEditor, MemitSettings
-from editguard.editors.values import VALUE_OPTIMISATION, Value, ValueSettings, optimise_values
+from editguard.editors.values import VALUE_OPTIMISATION, Value, ValueSettings, optimise_requests
 from editguard.edits.request import EditRequest
 
 ALGORITHM = {"method": "PMET (Li et al., 2024)", "follows": "xpq-tech/PMET",
@@ -65,14 +65,16 @@ class PmetEditor(MemitEditor):
         """z is the MLP output of the last edited layer, not the residual stream."""
         return arch_for(model).mlp_out_name(self._cfg.layers[-1])
 
-    def _value(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
-               request: EditRequest) -> Value:
+    def _values(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
+                requests: list[EditRequest]) -> list[Value]:
+        """The MLP output's delta of each request, optimised jointly with its attention
+        output's (the attention delta is not used for the update)."""
         last = self._cfg.layers[-1]
         arch = arch_for(model)
-        mlp, _attn = optimise_values(model, tokenizer,
-                                     [arch.mlp_out_name(last), arch.attn_out_name(last)], request,
-                                     self._templates, self._cfg.values())
-        return mlp
+        out = optimise_requests(model, tokenizer,
+                                [arch.mlp_out_name(last), arch.attn_out_name(last)], requests,
+                                self._templates, self._cfg.values())
+        return [mlp for mlp, _attn in out]
 
     @staticmethod
     def _spread(layers_left: int) -> float:

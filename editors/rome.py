@@ -21,7 +21,7 @@ from editguard.editors.keys import at_subject, average_over_templates, template_
 from editguard.editors.layers import arch_for, from_out_in, layer_field
 from editguard.editors.prompts import context_templates, fill
 from editguard.editors.stats import layer_stats
-from editguard.editors.values import VALUE_OPTIMISATION, RewriteSettings, optimise_value
+from editguard.editors.values import VALUE_OPTIMISATION, RewriteSettings, Value, optimise_value
 from editguard.edits.request import EditRequest
 
 
@@ -74,11 +74,16 @@ class RomeEditor(EditorBase):
         k_star = average_over_templates(keys, template_weights(len(texts), grouped=False))[0]
         u = k_star if self._inv_mom2 is None else self._inv_mom2.to(k_star.device) @ k_star
         u = u / u.norm()  # (in,)
-        value = optimise_value(model, tokenizer, module, request, self._templates,
-                               cfg.values())
+        value = self._value(model, tokenizer, module, request)
         right = value.delta.double().to(u.device) / (keys[0] @ u)  # (out,)
         update = torch.outer(right, u)  # (out, in), rank one
         with torch.no_grad():
             weight.add_(from_out_in(update, arch).to(weight.device, weight.dtype))
         return {"target_nll": value.nll, "value_steps": value.steps,
                 "update_norm": float(update.norm())}
+
+    def _value(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, module: str,
+               request: EditRequest) -> Value:
+        """The delta at ``module``'s output (perf.editing swaps in its full-recompute one)."""
+        return optimise_value(model, tokenizer, module, request, self._templates,
+                              self._cfg.values())

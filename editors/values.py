@@ -146,30 +146,73 @@ def optimise_values(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
     """One delta per module's output, trained together (PMET optimises its attention and MLP
     outputs jointly): the loss has each delta's weight decay, each is clamped against its own
     module's initial output. One module: ``optimise_value``."""
+    return optimise_requests(model, tokenizer, modules, [request], templates, settings, split)[0]
+
+
+# Requests whose value optimisations share one batch (``optimise_requests``): a CPU step costs
+# about as much for 8 requests as for one (the weights are read once), while the activations
+# kept for the backward pass grow with the batch.
+REQUESTS_PER_BATCH = 8
+
+
+def optimise_requests(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
+                      modules: Sequence[str], requests: Sequence[EditRequest],
+                      templates: Sequence[str], settings: ValueSettings, split: bool = True,
+                      per_batch: int = REQUESTS_PER_BATCH) -> list[list[Value]]:
+    """``optimise_values`` for several requests of one model state (MEMIT's batch), up to
+    ``per_batch`` of them in one forward and backward pass per step.
+
+    Each request's rows carry only its own deltas and its loss reads only its own rows, and
+    every delta has its own Adam state, so each result is the one its request gets alone (to
+    float rounding): a request whose loss is below ``early_stop_loss`` stops there, its deltas
+    take no further step, and the others go on.
+    """
+    out: list[list[Value]] = []
+    for start in range(0, len(requests), per_batch):
+        out += _optimise_batch(model, tokenizer, modules, requests[start : start + per_batch],
+                               templates, settings, split)
+    return out
+
+
+def _optimise_batch(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
+                    modules: Sequence[str], requests: Sequence[EditRequest],
+                    templates: Sequence[str], settings: ValueSettings,
+                    split: bool) -> list[list[Value]]:
     device = model_device(model)
-    target_ids = tokenizer(" " + request.target_new, add_special_tokens=False)["input_ids"]
+    n_req, n_rewrite = len(requests), len(templates)
     rows: list[list[int]] = []
     lookups: list[int] = []
-    label_spans: list[tuple[int, int]] = []
-    for template in templates:  # rewriting rows: prompt + target[:-1], labels on the target
-        ids, where = encode_with_subject(tokenizer, fill(template, request.text), request.subject)
-        rows.append(ids + target_ids[:-1])
-        lookups.append(where)
-        label_spans.append((len(ids) - 1, len(ids) - 1 + len(target_ids)))
-    kl_ids, kl_where = essence_prompt(tokenizer, request.subject)
-    rows.append(kl_ids)
-    lookups.append(kl_where)
-    kl_row, kl_pos = len(rows) - 1, kl_where
+    label_rows: list[int] = []  # per target token: its row, its position, its token id
+    label_pos: list[int] = []
+    label_tok: list[int] = []
+    label_owner: list[int] = []  # the request each target token belongs to
+    kl_rows: list[int] = []
+    kl_pos: list[int] = []
+    for r, request in enumerate(requests):  # rows of request r: its templates, then its KL row
+        target_ids = tokenizer(" " + request.target_new, add_special_tokens=False)["input_ids"]
+        for template in templates:  # rewriting rows: prompt + target[:-1], labels on the target
+            ids, where = encode_with_subject(tokenizer, fill(template, request.text),
+                                             request.subject)
+            label_rows += [len(rows)] * len(target_ids)
+            label_pos += range(len(ids) - 1, len(ids) - 1 + len(target_ids))
+            label_tok += target_ids
+            label_owner += [r] * len(target_ids)
+            rows.append(ids + target_ids[:-1])
+            lookups.append(where)
+        kl_ids, kl_where = essence_prompt(tokenizer, request.subject)
+        kl_rows.append(len(rows))
+        kl_pos.append(kl_where)
+        rows.append(kl_ids)
+        lookups.append(kl_where)
+    n_labels = len(label_tok)
 
     row_index = torch.arange(len(rows), device=device)  # (B,)
+    row_owner = torch.arange(n_req).repeat_interleave(n_rewrite + 1).to(device)  # (B,)
     subject_pos = torch.tensor(lookups, device=device)  # (B,)
-    n_rewrite = len(templates)
-    label_rows = torch.cat([torch.full((b - a,), i) for i, (a, b) in enumerate(label_spans)])
-    label_pos = torch.cat([torch.arange(a, b) for a, b in label_spans])
-    label_tok = torch.tensor(target_ids * n_rewrite)
-
-    score_rows = torch.cat([label_rows, torch.tensor([kl_row])]).to(device)  # (N + 1,)
-    score_pos = torch.cat([label_pos, torch.tensor([kl_pos])]).to(device)
+    score_rows = torch.tensor(label_rows + kl_rows, device=device)  # (N + R,)
+    score_pos = torch.tensor(label_pos + kl_pos, device=device)
+    owner = torch.tensor(label_owner, device=device)  # (N,)
+    labels = torch.tensor(label_tok, device=device)[:, None]  # (N, 1)
 
     forward: Callable[[], torch.Tensor]
     if split:  # columns count from each row's subject token
@@ -183,57 +226,82 @@ def optimise_values(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
 
     def log_probs() -> torch.Tensor:
         hidden = forward()
-        logits = logits_from_hidden(model, hidden[score_rows, score_pos])  # (N + 1, V)
+        logits = logits_from_hidden(model, hidden[score_rows, score_pos])  # (N + R, V)
         return F.log_softmax(logits.float(), dim=-1)
 
     with torch.no_grad(), Trace(model, modules, keep_outputs=True) as trace:
-        kl_ref = log_probs()[-1]  # (V,)
-    # (d,) each, on its module's device (a sharded model has several)
-    inits = {m: trace.outputs[m][0, int(subject_pos[0])].float().clone() for m in modules}
-
-    deltas = {m: torch.zeros_like(init, requires_grad=True) for m, init in inits.items()}
-    optimiser = torch.optim.Adam(list(deltas.values()), lr=settings.lr)
-    max_norms = {m: settings.clamp_norm_factor * float(init.norm()) for m, init in inits.items()}
+        kl_ref = log_probs()[n_labels:]  # (R, V)
+    # (d,) per request and module, on the module's device (a sharded model has several)
+    plain_rows = [r * (n_rewrite + 1) for r in range(n_req)]  # row 0 of each: the plain prompt
+    inits = [{m: trace.outputs[m][row, int(subject_pos[row])].float().clone() for m in modules}
+             for row in plain_rows]
+    deltas = [{m: torch.zeros_like(init, requires_grad=True) for m, init in per.items()}
+              for per in inits]
+    optimiser = torch.optim.Adam([d for per in deltas for d in per.values()], lr=settings.lr)
+    max_norms = [{m: settings.clamp_norm_factor * float(init.norm()) for m, init in per.items()}
+                 for per in inits]
 
     def add_delta(output: torch.Tensor, name: str) -> torch.Tensor:
-        # output: (B, T, d); add the module's delta at each row's subject position
+        # output: (B, T, d); add each request's delta at its rows' subject positions
         out = output.clone()
-        rows, cols = row_index.to(out.device), subject_pos.to(out.device)
-        out[rows, cols] = out[rows, cols] + deltas[name].to(out.dtype)
+        rows_at, cols = row_index.to(out.device), subject_pos.to(out.device)
+        stacked = torch.stack([per[name] for per in deltas]).to(out.dtype)  # (R, d)
+        out[rows_at, cols] = out[rows_at, cols] + stacked[row_owner.to(out.device)]
         return out
 
-    nll = math.inf
-    step = 0
-    nll_factor = 1.0
-    labels = label_tok[:, None].to(device)  # (N, 1)
+    nll = [math.inf] * n_req
+    stopped_at = [0] * n_req
+    active = [True] * n_req
+    nll_factor = [1.0] * n_req
+    owner_masks = [owner == r for r in range(n_req)]
     with frozen(model), torch.enable_grad():
         for step in range(1, settings.steps + 1):
             optimiser.zero_grad()
             with Trace(model, modules, edit=add_delta, detach=False):
-                logp = log_probs()  # (N + 1, V)
-            token_nll = -logp[:-1].gather(1, labels).squeeze(1)  # (N,)
-            nll_t = token_nll.mean()  # every template has the same target: the reference's mean
-            kl_t = settings.kl_factor * kl_term(logp[-1], kl_ref)
-            loss = nll_factor * nll_t + kl_t
-            for m, delta in deltas.items():
-                loss = loss + decay_term(delta, inits[m], settings.weight_decay).to(loss.device)
-            nll = float(nll_t.detach())
-            if not math.isfinite(float(loss.detach())):
-                raise FloatingPointError(f"value optimisation diverged for edit {request.case_id!r}")
-            if float(loss.detach()) < settings.early_stop_loss or step == settings.steps:
-                break  # the last iteration only evaluates, as in the reference
-            if settings.argmax_nll_factor != 1.0 or settings.argmax_stop_kl is not None:
-                argmax = bool((logp[:-1].argmax(dim=-1) == labels[:, 0]).all())
-                nll_factor = settings.argmax_nll_factor if argmax else 1.0
-                if argmax and settings.argmax_stop_kl is not None \
-                        and float(kl_t.detach()) <= settings.argmax_stop_kl:
-                    break
-            loss.backward()
+                logp = log_probs()  # (N + R, V)
+            token_nll = -logp[:n_labels].gather(1, labels).squeeze(1)  # (N,)
+            total = torch.zeros((), device=logp.device)
+            for r in range(n_req):
+                if not active[r]:
+                    continue
+                # every template has the same target: the reference's mean over tokens
+                nll_t = token_nll[owner_masks[r]].mean()
+                kl_t = settings.kl_factor * kl_term(logp[n_labels + r], kl_ref[r])
+                loss = nll_factor[r] * nll_t + kl_t
+                for m, delta in deltas[r].items():
+                    loss = loss + decay_term(delta, inits[r][m],
+                                             settings.weight_decay).to(loss.device)
+                nll[r] = float(nll_t.detach())
+                stopped_at[r] = step
+                if not math.isfinite(float(loss.detach())):
+                    raise FloatingPointError("value optimisation diverged for edit "
+                                             f"{requests[r].case_id!r}")
+                if float(loss.detach()) < settings.early_stop_loss or step == settings.steps:
+                    active[r] = False  # the last iteration only evaluates, as in the reference
+                    continue
+                if settings.argmax_nll_factor != 1.0 or settings.argmax_stop_kl is not None:
+                    mine = owner_masks[r]
+                    argmax = bool((logp[:n_labels][mine].argmax(dim=-1)
+                                   == labels[mine, 0]).all())
+                    nll_factor[r] = settings.argmax_nll_factor if argmax else 1.0
+                    if argmax and settings.argmax_stop_kl is not None \
+                            and float(kl_t.detach()) <= settings.argmax_stop_kl:
+                        active[r] = False
+                        continue
+                total = total + loss
+            if not any(active):
+                break
+            total.backward()
+            for r in range(n_req):
+                for delta in deltas[r].values():
+                    if not active[r]:
+                        delta.grad = None  # a stopped request's deltas take no more steps
             optimiser.step()
             with torch.no_grad():
-                for m, delta in deltas.items():
-                    norm = delta.norm()
-                    if norm > max_norms[m]:
-                        delta.mul_(max_norms[m] / norm)
-    return [Value(init=inits[m], delta=deltas[m].detach().clone(), nll=nll, steps=step)
-            for m in modules]
+                for r in range(n_req):
+                    for m, delta in deltas[r].items():
+                        norm = delta.norm()
+                        if norm > max_norms[r][m]:
+                            delta.mul_(max_norms[r][m] / norm)
+    return [[Value(init=inits[r][m], delta=deltas[r][m].detach().clone(), nll=nll[r],
+                   steps=stopped_at[r]) for m in modules] for r in range(n_req)]
