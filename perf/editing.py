@@ -53,7 +53,10 @@ def reference_value(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, 
     every whole prompt per step, log-softmax over the vocabulary at every position."""
     device = model_device(model)
     target = tokenizer(" " + request.target_new, add_special_tokens=False)["input_ids"]
-    rows, subject_at, label_rows, label_cols = [], [], [], []
+    rows: list[list[int]] = []
+    subject_at: list[int] = []
+    label_rows: list[int] = []
+    label_cols: list[int] = []
     for template in templates:
         ids, where = encode_with_subject(tokenizer, fill(template, request.text), request.subject)
         label_rows += [len(rows)] * len(target)
