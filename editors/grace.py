@@ -166,7 +166,7 @@ class GraceEditor(EditorBase):
             book.targets[close[1]] == request.target_new else None
         if widened is None:
             generator = torch.Generator().manual_seed(self.context.seed + len(book.targets))
-            value = torch.rand(out.shape[-1], generator=generator).to(device, out.dtype)
+            value = torch.rand(out.shape[-1], generator=generator).to(out.device, out.dtype)
         else:
             value = book.values[widened].detach().clone()
         value.requires_grad_(True)
@@ -174,7 +174,8 @@ class GraceEditor(EditorBase):
 
         def train_value(output: torch.Tensor, _: str) -> torch.Tensor:
             replaced = output.clone()
-            replaced[0, where] = value.to(output.dtype)  # the edit prompt's own position
+            # the edit prompt's own position
+            replaced[0, where] = value.to(output.device, output.dtype)
             return replaced
 
         nll = float("inf")

@@ -155,7 +155,7 @@ class KnEditor(EditorBase):
         change = factor * (embed[new_ids].sum(0) - embed[said].sum(0))  # (d,)
         for (layer, index), sign in zip(neurons, signs, strict=True):
             weight = to_out_in(model.get_parameter(arch.weight_name(layer)), arch)  # (d, d_ff)
-            weight[:, index] += (sign * change).to(weight.dtype)
+            weight[:, index] += (sign * change).to(weight.device, weight.dtype)
 
 
 def attribution(model: PreTrainedModel, ids: Sequence[int], target: int, layers: Sequence[int],
@@ -175,7 +175,8 @@ def attribution(model: PreTrainedModel, ids: Sequence[int], target: int, layers:
     base = [trace.inputs[m][0, -1].float() for m in modules]  # each (d_ff,)
     alphas = torch.linspace(0, 1, steps, device=device)  # (S,)
     rows = len(modules) * steps
-    scaled = [(alphas[:, None] * b[None]).requires_grad_(True) for b in base]  # each (S, d_ff)
+    # each (S, d_ff), on its layer's device (a sharded model has several)
+    scaled = [(alphas.to(b.device)[:, None] * b[None]).requires_grad_(True) for b in base]
     owner = {m: k for k, m in enumerate(modules)}
 
     def scale(module_input: torch.Tensor, name: str) -> torch.Tensor:
@@ -198,5 +199,5 @@ def attribution(model: PreTrainedModel, ids: Sequence[int], target: int, layers:
         logits = logits_from_hidden(model, hidden[:, -1]).float()  # (rows, V)
         probs = F.softmax(logits, dim=-1)[:, target]  # (rows,)
         grads = torch.autograd.grad(probs.sum(), scaled)  # each (S, d_ff)
-    scores = torch.stack([b * g.sum(0) / steps for b, g in zip(base, grads)])  # (L, d_ff)
-    return scores, torch.stack(base)
+    scores = torch.stack([(b * g.sum(0) / steps).to(device) for b, g in zip(base, grads)])
+    return scores, torch.stack([b.to(device) for b in base])  # (L, d_ff) each

@@ -123,7 +123,7 @@ def features(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, texts: 
         with Trace(model, [name], keep_outputs=True, stop=True) as trace:
             model(input_ids=ids, attention_mask=mask)
         hidden = trace.outputs[name].float()  # (B, T, d)
-        weights = mask[..., None].float()  # (B, T, 1)
+        weights = mask[..., None].float().to(hidden.device)  # (B, T, 1)
         means = (hidden * weights).sum(1) / weights.sum(1)  # (B, d)
         for row, i in enumerate(chunk):
             out[i] = means[row].cpu()

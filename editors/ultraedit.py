@@ -142,7 +142,7 @@ class UltraEditEditor(EditorBase):
             v = -cfg.lr * (k_hat ** 2).sum(dim=1, keepdim=True) * g_hat  # (N, out)
             k_cpu = k_raw.cpu()
             system = k_cpu.T @ k_cpu + cfg.ridge * torch.eye(d_in, dtype=torch.float64)
-            shift = torch.linalg.solve(system, k_cpu.T @ v)  # (in, out)
+            shift = torch.linalg.solve(system, k_cpu.T @ v.cpu())  # (in, out)
             weight = model.get_parameter(arch.weight_name(layer))
             with torch.no_grad():
                 weight.add_(from_out_in(shift.T, arch).to(weight.device, weight.dtype))
@@ -176,6 +176,9 @@ def _keys_and_gradients(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBa
         logp = F.log_softmax(logits_from_hidden(model, hidden[r, p]).float(), dim=-1)  # (N, V)
         loss = -logp.gather(1, t[:, None]).mean()
         loss.backward()
-    keys = {m: trace.inputs[m][r, p].detach().float() for m in modules}  # (N, in)
-    grads = {m: probes[m].grad[r, p].detach().float() for m in modules}  # type: ignore[index]
+    def at_targets(x: torch.Tensor) -> torch.Tensor:  # x on its layer's device
+        return x[r.to(x.device), p.to(x.device)].detach().float()
+
+    keys = {m: at_targets(trace.inputs[m]) for m in modules}  # (N, in)
+    grads = {m: at_targets(probes[m].grad) for m in modules}  # type: ignore[arg-type]  # (N, out)
     return keys, grads, float(loss.detach())

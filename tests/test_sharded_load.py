@@ -11,14 +11,14 @@ import torch
 from accelerate import dispatch_model
 
 from editguard.backends.hf import HFBackend
-from editguard.editors.registry import create
+from editguard.editors.registry import available, create
 from editguard.edits.request import EditRequest
 from editguard.models.loading import load
 from editguard.models.spec import ModelLoadError, ModelSpec
 from tests.tiny import TINY_METHOD_OPTIONS, prepare_context, save_tiny
 
 REQUEST = EditRequest("a", "Its capital is the city of {}", "Berlin", "Rome", "Germany")
-SCORED = [("The capital of Germany is", " Berlin"), ("Paris is the capital of", " France"),
+SCORED = [(REQUEST.text, " Rome"), ("The capital of Germany is", " Berlin"), ("Paris is the capital of", " France"),
           ("One, two,", " three")]
 
 
@@ -27,7 +27,7 @@ def per_layer_cpu_map(layers: int) -> dict[str, int | str]:
             "model.norm": "cpu", "model.rotary_emb": "cpu", "lm_head": "cpu"}
 
 
-@pytest.mark.parametrize("method", ["rome", "memit"])
+@pytest.mark.parametrize("method", available())
 def test_a_model_loaded_by_a_per_layer_device_map_scores_and_edits_as_a_plain_load(
         tmp_path, tokenizer, method):
     folder = save_tiny("llama", tokenizer, tmp_path / "tiny")
@@ -43,6 +43,7 @@ def test_a_model_loaded_by_a_per_layer_device_map_scores_and_edits_as_a_plain_lo
         return [r.logprob for r in HFBackend(model, tokenizer).loglikelihood(SCORED)]
 
     assert scores(mapped.model) == pytest.approx(scores(plain.model), abs=1e-6)
+    before = scores(plain.model)
     changed = {}
     for name, loaded in (("plain", plain), ("mapped", mapped)):
         editor = create(method, TINY_METHOD_OPTIONS[method])
@@ -52,7 +53,9 @@ def test_a_model_loaded_by_a_per_layer_device_map_scores_and_edits_as_a_plain_lo
     for name in editor.parameter_names(plain.model):
         torch.testing.assert_close(changed["mapped"][name], changed["plain"][name],
                                    atol=1e-5, rtol=1e-4)
-    assert scores(mapped.model) == pytest.approx(scores(plain.model), abs=1e-4)
+    after = scores(plain.model)
+    assert after != pytest.approx(before, abs=1e-4)  # the edit changed what the model says
+    assert scores(mapped.model) == pytest.approx(after, abs=1e-4)
 
 
 def test_gpus_per_worker_without_enough_accelerators_says_what_it_sees(tmp_path, tokenizer):
