@@ -72,8 +72,9 @@ def main() -> None:
     phases = ", ".join(f"{label} {spent[name]:.1f} s" for name, label in PHASES)
     naive = naive_estimate(rows)
     lines = {(r.model, r.method, r.n_edits) for r in rows}
+    summary = done.stdout.strip().splitlines()[-1:] or ["(no summary)"]
     print(f"{len(rows)} rows, {len(lines)} (model, method, n_edits) lines, exit status "
-          f"{done.returncode}")
+          f"{done.returncode}: {summary[0].strip('= ')}")
     print(f"phases: {phases}")
     print(f"wall {wall:.1f} s, distinct work {distinct:.1f} s: ratio {wall / distinct:.2f}x "
           "(interpreter start, collection, pytest and reporting on top)")
