@@ -190,11 +190,10 @@ def check_config(spec: ModelSpec, where: str | None = None) -> PretrainedConfig:
 DeviceMap = str | dict[str, int | str]
 
 
-def shard_placement(shards: int) -> tuple[str, dict[int | str, int]]:
-    """accelerate's placement for a model split over the first ``shards`` visible accelerators:
-    ``"balanced"`` (equal memory per device, whole decoder blocks) within their free memory,
-    with no room given to the CPU or disk, so a model that does not fit fails instead of
-    running offloaded."""
+def shard_memory(shards: int) -> dict[int | str, int]:
+    """``max_memory`` for accelerate's ``"balanced"`` placement over the first ``shards``
+    visible accelerators: their free memory, and no room for the CPU or disk, so a model that
+    does not fit fails instead of running offloaded."""
     from accelerate.utils import get_max_memory
 
     free = get_max_memory()  # {0: bytes, 1: bytes, ..., "cpu": bytes}
@@ -204,14 +203,14 @@ def shard_placement(shards: int) -> tuple[str, dict[int | str, int]]:
             f"--gpus-per-worker {shards}: this process sees {len(have)} accelerator(s); give "
             f"it at least {shards} (CUDA_VISIBLE_DEVICES) or use --gpus-per-worker "
             f"{max(len(have), 1)}")
-    return "balanced", {k: free[k] for k in have[:shards]}
+    return {k: free[k] for k in have[:shards]}
 
 
 def check_placement(model: PreTrainedModel, spec: ModelSpec) -> None:
     """A sharded model must sit wholly on its accelerators: accelerate offloads what does not
     fit to the CPU or disk, which would run (slowly) instead of failing."""
     placed = getattr(model, "hf_device_map", None) or {}
-    offloaded = sorted(name for name, device in placed.items() if device in ("disk", "meta"))
+    offloaded = sorted(name for name, device in placed.items() if device == "disk")
     if spec.shards > 1:
         offloaded += sorted(name for name, device in placed.items() if device == "cpu")
     if offloaded:
@@ -239,8 +238,8 @@ def load(spec: ModelSpec, home: Path, device_map: DeviceMap | None = None) -> Lo
     if device_map is not None:
         placement = {"device_map": device_map}
     elif spec.shards > 1:
-        where, max_memory = shard_placement(spec.shards)
-        placement = {"device_map": where, "max_memory": max_memory}
+        # equal memory per device, whole decoder blocks
+        placement = {"device_map": "balanced", "max_memory": shard_memory(spec.shards)}
     model = AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[spec.dtype],
                                                  trust_remote_code=spec.trust_remote_code,
                                                  **placement)
