@@ -40,6 +40,18 @@ def _layer_of_param(value: Any) -> int:
     return int(found.group(1))
 
 
+def _layers_of_params(value: Any) -> tuple[int, ...]:
+    """MEND's ``inner_params`` (the MLP matrices of its last blocks) -> the blocks, sorted.
+    editguard's MEND edits each block's MLP output matrix; the file's other matrices of the
+    same blocks (gate/up, c_fc) have no counterpart."""
+    names = list(value) if isinstance(value, (list, tuple)) else [value]
+    found = [re.search(r"[.\[](\d+)[\].]", str(n)) for n in names]
+    if not names or any(f is None for f in found):
+        raise EasyEditConfigError(f"inner_params {names}: expected parameters of numbered "
+                                  "blocks, such as model.layers.29.mlp.down_proj.weight")
+    return tuple(sorted({int(f.group(1)) for f in found if f is not None}))
+
+
 def _templates(value: Any) -> dict[str, int]:
     """ROME's ``context_template_length_params: [[length, count], ...]``; editguard's templates
     have one length, so exactly one pair maps."""
@@ -74,12 +86,15 @@ MAPPINGS: dict[str, dict[str, tuple[str, Convert]]] = {
            "norm_constraint": ("norm_constraint", float)},
     "grace": {"inner_params": ("layer", _layer_of_param), "n_iter": ("n_iter", int),
               "edit_lr": ("edit_lr", float), "eps": ("init_epsilon", float)},
+    "mend": {"inner_params": ("layers", _layers_of_params), "rank": ("rank", int),
+             "lr": ("lr", float), "edit_lr": ("edit_lr", float), "lr_lr": ("lr_lr", float),
+             "cedit": ("c_edit", float), "cloc": ("c_loc", float), "max_iters": ("steps", int)},
     "kn": {"steps": ("steps", int), "adaptive_threshold": ("adaptive_threshold", float),
            "p": ("p", float), "refine": ("refine", bool)},
 }
 # what EasyEdit's alg_name says for each method
 ALG_NAMES = {"rome": "ROME", "memit": "MEMIT", "pmet": "PMET", "alphaedit": "AlphaEdit",
-             "ft": "FT", "grace": "GRACE", "kn": "KN"}
+             "ft": "FT", "grace": "GRACE", "kn": "KN", "mend": "MEND"}
 
 
 def translate(method: str, path: str | Path) -> tuple[dict[str, Any], list[str]]:

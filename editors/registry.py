@@ -27,6 +27,7 @@ EDITORS: Registry[Editor] = Registry(
               "grace": "editguard.editors.grace:GraceEditor",
               "kn": "editguard.editors.kn:KnEditor",
               "memit": "editguard.editors.memit:MemitEditor",
+              "mend": "editguard.editors.mend:MendEditor",
               "pmet": "editguard.editors.pmet:PmetEditor",
               "rome": "editguard.editors.rome:RomeEditor",
               "serac": "editguard.editors.serac:SeracEditor",

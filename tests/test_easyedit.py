@@ -55,6 +55,15 @@ def test_each_methods_keys(tmp_path):
     alpha, _ = translate("alphaedit", write(tmp_path, "alg_name: AlphaEdit\nlayers: [4, 5]\n"
                                             "nullspace_threshold: 2e-2\nL2: 10\n"))
     assert alpha == {"layers": (4, 5), "nullspace_threshold": 0.02, "l2": 10.0}
+    # EasyEdit's hparams/MEND/llama-7b.yaml: three blocks' gate, up and down matrices
+    mend, unmapped = translate("mend", write(tmp_path, "alg_name: MEND\ninner_params:\n" + "".join(
+        f"- model.layers.{i}.mlp.{m}_proj.weight\n" for i in (29, 30, 31)
+        for m in ("gate", "up", "down")) + "lr: 1e-6\nedit_lr: 1e-4\nlr_lr: 1e-4\ncedit: 0.1\n"
+        "cloc: 1.0\nrank: 1920\nmax_iters: 100000\nn_hidden: 1\n"))
+    assert mend == {"layers": (29, 30, 31), "lr": 1e-6, "edit_lr": 1e-4, "lr_lr": 1e-4,
+                    "c_edit": 0.1, "c_loc": 1.0, "rank": 1920, "steps": 100000}
+    build(resolve("mend").settings, mend, "mend")
+    assert unmapped == ["n_hidden"]
     for method, text in [("memit", "layers: [4, 5]\nmom2_update_weight: 15000\n"),
                          # EasyEdit's hparams/PMET/llama-7b.yaml
                          ("pmet", "alg_name: PMET\nlayers: [4, 5, 6, 7, 8]\nv_num_grad_steps: 20\n"

@@ -46,8 +46,8 @@ def cache(tmp_path_factory, arch):
     return tmp_path_factory.getbasetemp() / f"editor-cache-{arch}"
 
 
-@pytest.mark.parametrize("method", ["alphaedit", "ft", "grace", "kn", "rome", "memit", "pmet",
-                                    "ultraedit"])
+@pytest.mark.parametrize("method", ["alphaedit", "ft", "grace", "kn", "rome", "memit", "mend",
+                                    "pmet", "ultraedit"])
 def test_edit_raises_target_only_declared_params_change_and_restore_is_exact(
         method, arch, model, tokenizer, cache):
     editor = create(method, TINY_METHOD_OPTIONS[method])

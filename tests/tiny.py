@@ -63,6 +63,9 @@ TINY_METHOD_OPTIONS = {
     "kn": {"steps": 4},
     # 40 GeoNames training edits, not 983: the classifier trains in about a second
     "serac": {"layer": 2, "train_edits": 40, "steps": 100},
+    # 40 training edits, 30 steps of a rank-16 network: trains in seconds
+    "mend": {"layers": (2, 3), "rank": 16, "steps": 30, "train_edits": 40, "lr": 1e-3,
+             "edit_lr": 1e-2},
     "ultraedit": {"layers": (1, 2, 3), "lr": 0.05},
     "pmet": {"layers": (1, 2), "stats_tokens": 3000, "context_templates": 2,
              "mom2_update_weight": 1.0, "clamp_norm_factor": 4.0, "v_weight_decay": 1e-3},
