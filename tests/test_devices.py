@@ -52,7 +52,7 @@ def test_gpus_per_worker_cuts_the_callers_devices_into_consecutive_groups():
     assert device_groups(["0", "1", "2", "3"], 2) == ["0,1", "2,3"]
     assert device_groups(["4", "6", "5", "7"], 4) == ["4,6,5,7"]  # the caller's order is kept
     assert device_groups(["0", "1"], 1) == ["0", "1"]
-    assert device_groups([], 2) == []  # a CPU machine: nothing to pin
+    assert device_groups([], 1) == []  # a CPU machine: nothing to pin
 
 
 @pytest.mark.parametrize("visible, k, message", [
@@ -60,6 +60,8 @@ def test_gpus_per_worker_cuts_the_callers_devices_into_consecutive_groups():
                          "do not split into groups of 2; use --gpus-per-worker 1 or 3"),
     (["0", "1"], 4, "use --gpus-per-worker 1 or 2"),
     (["0"], 0, "--gpus-per-worker 0 must be at least 1"),
+    ([], 2, "--gpus-per-worker 2 shards each model over 2 accelerators, and this machine has "
+            "none visible; leave --gpus-per-worker at 1"),
 ])
 def test_a_group_size_that_does_not_fit_names_the_sizes_that_do(visible, k, message):
     with pytest.raises(DeviceGroupError) as err:
