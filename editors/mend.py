@@ -60,7 +60,7 @@ from editguard.settings import at_least
 ALGORITHM = {"method": "MEND (Mitchell et al., 2022)",
              "edited": "MLP output matrices of the configured layers",
              "training_data": "counterfactual edits of the GeoNames held-out pool"}
-VERSION = "1"  # of the training recipe: part of the artifact key
+VERSION = "2"  # of the training recipe: part of the artifact key
 CORPUS_POSITIONS = 4  # a corpus sentence's last positions that the locality KL reads
 
 

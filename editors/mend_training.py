@@ -60,12 +60,15 @@ def _rows(editor: MendEditor, model: PreTrainedModel, tokenizer: PreTrainedToken
         layout.append((len(pairs), len(e.paraphrase_prompts), len(e.neighbourhood[:2]),
                        is_held))
         pairs += mine
-    total = len(pairs) + len(sentences)
-    rows: list[Row] = []
+    unique = sorted(set(pairs))  # neighbours recur across edits: each text runs once
+    total = len(unique) + len(sentences)
+    computed: list[Row] = []
     chunk = 256
-    for start in range(0, len(pairs), chunk):
-        rows += target_rows(model, tokenizer, first, pairs[start : start + chunk])
-        editor.context.progress("mend network: hidden states", len(rows), total)
+    for start in range(0, len(unique), chunk):
+        computed += target_rows(model, tokenizer, first, unique[start : start + chunk])
+        editor.context.progress("mend network: hidden states", len(computed), total)
+    of_pair = dict(zip(unique, computed, strict=True))
+    rows = [of_pair[p] for p in pairs]
     corpus = sentence_rows(model, tokenizer, first, sentences) if sentences else []
     editor.context.progress("mend network: hidden states", total, total)
     out = []
@@ -120,7 +123,7 @@ def _scored(model: PreTrainedModel, editor: MendEditor, rows: Sequence[Row],
 
 def _step_rows(chosen: Sequence[EditRows], generator: torch.Generator
                ) -> tuple[list[Row], torch.Tensor, list[Row], torch.Tensor]:
-    """For each chosen edit: its edit row and one paraphrase (edit loss), one neighbour and its
+    """For each chosen edit: its edit row and one paraphrase (edit loss), its neighbours and
     corpus sentence (locality); and which edit each row belongs to."""
     def pick(options: Sequence[Row]) -> Row:
         return options[int(torch.randint(len(options), (1,), generator=generator))]
@@ -129,9 +132,8 @@ def _step_rows(chosen: Sequence[EditRows], generator: torch.Generator
     for e, data in enumerate(chosen):
         edit_rows += [data.edit, pick(data.paraphrases)]
         edit_owner += [e, e]
-        neighbours = [r for r in data.locality[:-1]] or list(data.locality)
-        loc_rows += [pick(neighbours), data.locality[-1]]
-        loc_owner += [e, e]
+        loc_rows += list(data.locality)
+        loc_owner += [e] * len(data.locality)
     return edit_rows, torch.tensor(edit_owner), loc_rows, torch.tensor(loc_owner)
 
 
@@ -221,9 +223,9 @@ def _check_upper_blocks(editor: MendEditor, model: PreTrainedModel,
 @torch.no_grad()
 def _evaluate(editor: MendEditor, model: PreTrainedModel, network: GradientTransform,
               held: Sequence[EditRows]) -> dict[str, float]:
-    """Each held-out edit applied alone: rewrite and paraphrase success (new target beats the
-    true one), and neighbourhood success (the neighbour's true object still beats the new
-    target), before and after the edit."""
+    """Each held-out edit applied alone: rewrite and paraphrase success (the new target beats
+    the true one), and neighbourhood success (the neighbour's true object still beats the new
+    target), before and after the edit; mean log-probability per token, as ``efficacy``."""
     from editguard.editors.mend import Rows, edit_factors
 
     cfg = editor._cfg
@@ -246,7 +248,11 @@ def _evaluate(editor: MendEditor, model: PreTrainedModel, network: GradientTrans
             tokens = Rows.of(rows, device).tokens
             per_token = logp.gather(1, tokens[:, None])[:, 0]
             sums = torch.zeros(len(rows), device=device).index_add(0, row_of, per_token)
-            sums = sums.view(len(chunk), 6)  # new, true, para new, para true, neigh true, new
+            counts = torch.zeros(len(rows), device=device).index_add(
+                0, row_of, torch.ones_like(per_token))
+            # mean log-probability per token, as the efficacy benchmark compares them
+            sums = (sums / counts).view(len(chunk), 6)  # new, true, para new, para true,
+            # neighbour true, neighbour new
             if which == "after":
                 counts["rewrite"] += int((sums[:, 0] > sums[:, 1]).sum())
                 counts["paraphrase"] += int((sums[:, 2] > sums[:, 3]).sum())
