@@ -6,7 +6,7 @@ gradient at its output. MEND transforms each pair before summing:
 
     h_t      = [x_t, delta_t]                                 (in + out,)
     h_t      = ((h_t - mean_l) / std_l) * scale_l + shift_l    per edited layer l
-    h_t      = h_t + B2 relu(A2 h_t);  h_t = h_t + B1 relu(A1 h_t)   shared, rank ``rank``
+    h_t      = h_t + B_k relu(A_k h_t), k = 1, 2               shared, rank ``rank``
     u_t, v_t = h_t[:in], h_t[in:]
     W_l     -= lr_l * sum_t v_t u_t^T                          (out, in)
 
@@ -25,8 +25,8 @@ where the KL is read where a neighbour (same relation, other subject) predicts i
 and at the last tokens of a corpus sentence. Blocks below ``layers[0]`` never change, so their
 output for every training row is computed once; a step runs only the blocks from ``layers[0]``
 up (checked against the full model before training). One training edit in five (by a hash of its
-id) is held out; after training each is applied alone and its rewrite, paraphrase and
-neighbourhood success are reported. The network is cached in ``<cache>/mend/<fingerprint[:16]>/``
+id) is held out; after training each (at most 100) is applied alone and its rewrite, paraphrase
+and neighbourhood success are reported. The network is cached in ``<cache>/mend/<fingerprint[:16]>/``
 keyed by the model fingerprint, the settings, the seed and a digest of the training rows, with a
 checksum, under a file lock (parallel workers train it once).
 """

@@ -248,10 +248,10 @@ def _evaluate(editor: MendEditor, model: PreTrainedModel, network: GradientTrans
             tokens = Rows.of(rows, device).tokens
             per_token = logp.gather(1, tokens[:, None])[:, 0]
             sums = torch.zeros(len(rows), device=device).index_add(0, row_of, per_token)
-            counts = torch.zeros(len(rows), device=device).index_add(
+            lengths = torch.zeros(len(rows), device=device).index_add(
                 0, row_of, torch.ones_like(per_token))
             # mean log-probability per token, as the efficacy benchmark compares them
-            sums = (sums / counts).view(len(chunk), 6)  # new, true, para new, para true,
+            sums = (sums / lengths).view(len(chunk), 6)  # new, true, para new, para true,
             # neighbour true, neighbour new
             if which == "after":
                 counts["rewrite"] += int((sums[:, 0] > sums[:, 1]).sum())
