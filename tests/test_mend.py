@@ -6,7 +6,6 @@ file is damaged."""
 
 from __future__ import annotations
 
-import warnings
 
 import pytest
 import torch
@@ -14,11 +13,11 @@ import torch
 from editguard.editors.layers import arch_for, to_out_in
 from editguard.editors.mend import GradientTransform, Rows, by_edit, target_rows, upper_hidden
 from editguard.editors.registry import create
-from editguard.integrity import CacheRepairWarning
 from editguard.lm.forward import final_hidden
 from editguard.models.loading import module_structure
 from tests.test_editors import REQUESTS, target_logprob
-from tests.tiny import TINY_METHOD_OPTIONS, prepare_context, prepared_editor, tiny_model
+from tests.tiny import (TINY_METHOD_OPTIONS, check_damaged_artifact_is_retrained,
+                        prepare_context, prepared_editor, tiny_model)
 
 
 @pytest.fixture(params=["llama", "gpt2"])
@@ -133,16 +132,7 @@ def test_the_network_is_read_back_retrained_on_new_settings_and_repaired(tokeniz
     assert prepared(train_edits=30)["cache"] == "trained"  # other training data
     files = sorted((tmp_path / "mend").rglob("network.*.safetensors"))
     assert len(files) == 3
-    target = next(f for f in files if first["key"][:24] in f.name)
-    data = bytearray(target.read_bytes())
-    data[-5] ^= 0xFF  # a flipped byte in the tensors
-    target.write_bytes(bytes(data))
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        repaired = prepared()
-    assert repaired["cache"].startswith("recomputed: ") and "checksum" in repaired["cache"]
-    assert any(issubclass(w.category, CacheRepairWarning) for w in caught)
-    assert prepared()["cache"] == "read"
+    check_damaged_artifact_is_retrained(files, first["key"], prepared)
 
 
 def test_training_changes_the_network_and_is_reproducible(tokenizer, tmp_path, asset_home):

@@ -5,7 +5,6 @@ settings or training data change."""
 
 from __future__ import annotations
 
-import warnings
 
 import pytest
 import torch
@@ -13,11 +12,11 @@ import torch
 from editguard.backends.hf import HFBackend
 from editguard.editors.registry import create
 from editguard.edits.request import EditRequest
-from editguard.integrity import CacheRepairWarning
 from editguard.lm import routing
 from editguard.models.loading import module_structure
 from tests.test_editors import REQUESTS
-from tests.tiny import TINY_METHOD_OPTIONS, prepare_context, prepared_editor, tiny_model
+from tests.tiny import (TINY_METHOD_OPTIONS, check_damaged_artifact_is_retrained,
+                        prepare_context, prepared_editor, tiny_model)
 
 UNRELATED = "The following are multiple choice questions (with answers) about astronomy."
 
@@ -110,16 +109,7 @@ def test_the_classifier_is_read_back_retrained_on_new_settings_and_repaired(toke
     files = sorted((tmp_path / "serac").rglob("classifier.*.safetensors"))
     assert len(files) == 3
     assert prepared(threshold=0.7)["cache"] == "read"  # changes routing only, not the training
-    target = next(f for f in files if first["key"][:24] in f.name)
-    data = bytearray(target.read_bytes())
-    data[-5] ^= 0xFF  # a flipped byte in the tensors
-    target.write_bytes(bytes(data))
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        repaired = prepared()
-    assert repaired["cache"].startswith("recomputed: ") and "checksum" in repaired["cache"]
-    assert any(issubclass(w.category, CacheRepairWarning) for w in caught)
-    assert prepared()["cache"] == "read"
+    check_damaged_artifact_is_retrained(files, first["key"], prepared)
 
 
 @pytest.mark.parametrize("overrides, message", [

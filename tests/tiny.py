@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import importlib.util
+import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 from transformers import (AutoTokenizer, GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM,
@@ -86,3 +89,22 @@ def prepared_editor(method: str, arch: str, tokenizer: PreTrainedTokenizerBase,
 def prepare_context(cache_dir: Path, fingerprint: str = "tiny") -> PrepareContext:
     """What the run hands an editor at ``prepare``: the real corpus provider, a temp cache."""
     return PrepareContext(fingerprint=fingerprint, cache_dir=cache_dir, corpus=load_corpus)
+
+
+def check_damaged_artifact_is_retrained(files: list[Path], key: str,
+                                        prepared: Callable[[], dict[str, Any]]) -> None:
+    """Flip a byte in the trained artifact stored for ``key`` (one of ``files``): the next
+    ``prepared()`` (which prepares an editor and returns its artifact provenance) must set the
+    file aside with a ``CacheRepairWarning`` and retrain, and the one after read it back."""
+    from editguard.integrity import CacheRepairWarning
+
+    target = next(f for f in files if key[:24] in f.name)
+    data = bytearray(target.read_bytes())
+    data[-5] ^= 0xFF  # a flipped byte in the tensors
+    target.write_bytes(bytes(data))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        repaired = prepared()
+    assert repaired["cache"].startswith("recomputed: ") and "checksum" in repaired["cache"]
+    assert any(issubclass(w.category, CacheRepairWarning) for w in caught)
+    assert prepared()["cache"] == "read"
