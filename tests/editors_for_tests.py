@@ -86,3 +86,11 @@ class Crash(FineTuneEditor):
         if self._calls == 2:
             os.kill(os.getpid(), signal.SIGKILL)
         return super()._apply(model, tokenizer, requests)
+
+
+class Broken(NoOp):
+    """An editor with a bug in its preparation: the run names where it was raised."""
+    name = "broken"
+
+    def _prepare(self, model, tokenizer):
+        return {}["statistics"]

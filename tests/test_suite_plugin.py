@@ -155,6 +155,16 @@ def test_a_noop_editor_fails_efficacy_and_a_damaging_one_fails_capability_with_a
     assert base > 0.5 and edited < base - 0.05 and passed is False
 
 
+def test_an_editor_that_raises_in_preparation_fails_its_cases_and_says_where(pytester, tiny_dir,
+                                                                            tmp_path):
+    result = run(pytester, "--models", str(tiny_dir), "--methods", "tests.editors_for_tests:Broken",
+                 "--n-edits", "1", "--benchmarks", "facts", "--bench-opt", "facts.limit=4",
+                 "--editguard-cache", str(tmp_path / "c"))
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["*could not set up tiny-llama-broken: KeyError: 'statistics' "
+                                 "(raised at editors_for_tests.py:* in _prepare)*"])
+
+
 def test_a_killed_worker_is_reported_once_and_every_finished_row_is_kept(pytester, tiny_dir,
                                                                         tmp_path):
     """``crash`` kills its worker on its second edit (as the out-of-memory killer would)."""

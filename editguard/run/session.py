@@ -9,7 +9,9 @@ from __future__ import annotations
 import os
 import platform
 import time
+import traceback
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -88,7 +90,7 @@ class Session:
             trajectory = self._trajectory(case)
         except Exception as err:  # a setup failure fails this group's tests, not the session
             failure = Outcome("error", message=f"could not set up {case.group}: "
-                                               f"{type(err).__name__}: {err}")
+                                               f"{type(err).__name__}: {err}{_raised_at(err)}")
             self.failed_groups[case.group] = failure
             return failure, self.provenance.get(case.group, {})
         outcome = trajectory.outcome(case.n_edits, case.benchmark)
@@ -223,3 +225,13 @@ class Session:
                 "timings": {**{k: round(v, 2) for k, v in
                                self.group_timings.get(case.group, {}).items()},
                             **{k: round(v, 2) for k, v in trajectory.timings.items()}}}
+
+
+def _raised_at(err: BaseException) -> str:
+    """`` (raised at file.py:LINE in function)``: where a setup error came from, so that a bug
+    in an editor or benchmark can be found without a traceback."""
+    frames = traceback.extract_tb(err.__traceback__)
+    if not frames:
+        return ""
+    last = frames[-1]
+    return f" (raised at {Path(last.filename).name}:{last.lineno} in {last.name})"
