@@ -285,7 +285,8 @@ class MendEditor(EditorBase):
         self.provenance = {"algorithm": ALGORITHM, "network": {
             "cache": status, "key": meta["key"], "heldout": json.loads(meta["heldout"]),
             "train_edits": int(meta["train_edits"]),
-            "train_seconds": float(meta["train_seconds"]), "training_data": meta["data"]}}
+            "train_seconds": float(meta["train_seconds"]), "training_data": meta["data"],
+            "final_losses": json.loads(meta["final_losses"])}}
 
     # -- an edit ------------------------------------------------------------------------------
     def _apply(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
@@ -334,7 +335,8 @@ class MendEditor(EditorBase):
             return dict(network.state_dict()), {**meta, "data": data_note}
 
         def check(tensors: artifacts.Tensors, meta: artifacts.Meta) -> None:
-            json.loads(meta["heldout"]), int(meta["train_edits"]), float(meta["train_seconds"])
+            json.loads(meta["heldout"]), json.loads(meta["final_losses"])
+            int(meta["train_edits"]), float(meta["train_seconds"])
             fresh = self._new_network(d_in, d_out)
             fresh.load_state_dict(tensors)  # raises on a missing key or a wrong shape
 

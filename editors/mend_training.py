@@ -87,16 +87,16 @@ def _normalisation(editor: MendEditor, model: PreTrainedModel, network: Gradient
     from editguard.editors.mend import Rows, raw_factors
 
     device = model_device(model)
-    sums: list[list[torch.Tensor]] = [[] for _ in editor._cfg.layers]
+    samples: list[list[torch.Tensor]] = [[] for _ in editor._cfg.layers]
     for start in range(0, min(len(data), STATS_EDITS), 16):
         chunk = data[start : start + 16]
         batch = Rows.of([d.edit for d in chunk], device)
         own = torch.arange(len(chunk), device=device)
         for i, (x, d, _) in enumerate(raw_factors(model, editor._names(model),
                                                   editor._cfg.layers[0], batch, own)):
-            sums[i].append(torch.cat([x, d], dim=-1))
+            samples[i].append(torch.cat([x, d], dim=-1))
     with torch.no_grad():
-        for i, parts in enumerate(sums):
+        for i, parts in enumerate(samples):
             h = torch.cat(parts)  # (N, in + out)
             network.mean[i] = h.mean(0)
             network.std[i] = h.std(0) + 1e-6
@@ -104,9 +104,11 @@ def _normalisation(editor: MendEditor, model: PreTrainedModel, network: Gradient
 
 def _scored(model: PreTrainedModel, editor: MendEditor, rows: Sequence[Row],
             edited: tuple[GradientTransform, list[tuple[torch.Tensor, torch.Tensor]],
-                          torch.Tensor] | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(N, V) log-probabilities at the rows' scored tokens and (N,) the rows they belong to,
-    with each row's edit applied when ``edited`` = (network, factors, edit of each row)."""
+                          torch.Tensor] | None
+            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(N, V) log-probabilities at the rows' scored tokens, (N,) the rows they belong to and
+    (N,) the tokens, with each row's edit applied when ``edited`` = (network, factors, edit of
+    each row)."""
     from editguard.editors.mend import LowRankUpdates, Rows, scored_logprobs, upper_hidden
 
     batch = Rows.of(rows, model_device(model))
@@ -118,7 +120,7 @@ def _scored(model: PreTrainedModel, editor: MendEditor, rows: Sequence[Row],
         with LowRankUpdates(model, editor._names(model), network.edit_lr, factors,
                             edit_of_row.to(batch.hidden.device)):
             final = upper_hidden(model, first, batch)
-    return scored_logprobs(model, final, batch), batch.rows
+    return scored_logprobs(model, final, batch), batch.rows, batch.tokens
 
 
 def _step_rows(chosen: Sequence[EditRows], generator: torch.Generator
@@ -170,17 +172,17 @@ def train(editor: MendEditor, model: PreTrainedModel, tokenizer: PreTrainedToken
             chosen = [train_set[int(i)] for i in picks]
             edit_rows, edit_owner, loc_rows, loc_owner = _step_rows(chosen, generator)
             with torch.no_grad():
-                before, _ = _scored(model, editor, loc_rows, None)
+                before, _, _ = _scored(model, editor, loc_rows, None)
             with torch.enable_grad():
                 grads = Rows.of([d.edit for d in chosen], device)
-                factors = edit_factors(model, editor._names(model), cfg.layers[0], network, grads,
-                                       torch.arange(len(chosen), device=device),
-                                          len(chosen))
+                factors = edit_factors(model, editor._names(model), cfg.layers[0], network,
+                                       grads, torch.arange(len(chosen), device=device),
+                                       len(chosen))
                 optimiser.zero_grad()
-                logp, rows = _scored(model, editor, edit_rows, (network, factors, edit_owner))
-                targets = Rows.of(edit_rows, device).tokens
+                logp, _, targets = _scored(model, editor, edit_rows,
+                                           (network, factors, edit_owner))
                 edit_loss = -logp.gather(1, targets[:, None]).mean()
-                after, _ = _scored(model, editor, loc_rows, (network, factors, loc_owner))
+                after, _, _ = _scored(model, editor, loc_rows, (network, factors, loc_owner))
                 kl = (before.exp() * (before - after)).sum(-1).mean()
                 loss = cfg.c_edit * edit_loss + cfg.c_loc * kl
                 loss.backward()
@@ -232,31 +234,29 @@ def _evaluate(editor: MendEditor, model: PreTrainedModel, network: GradientTrans
     if not held:
         return {"edits": 0}
     device = model_device(model)
-    counts = {"rewrite": 0, "paraphrase": 0, "neighbourhood": 0, "neighbourhood_before": 0}
+    wins = {"rewrite": 0, "paraphrase": 0, "neighbourhood": 0, "neighbourhood_before": 0}
     for start in range(0, len(held), 8):
         chunk = held[start : start + 8]
         with torch.enable_grad():
             grads = Rows.of([d.edit for d in chunk], device)
             factors = edit_factors(model, editor._names(model), cfg.layers[0], network, grads,
-                                       torch.arange(len(chunk), device=device),
-                                      len(chunk))
+                                   torch.arange(len(chunk), device=device), len(chunk))
         rows = [r for d in chunk for r in (d.edit, d.contrast[0], d.paraphrases[0],
                                             d.contrast[1], d.locality[0], d.contrast[2])]
         owner = torch.arange(len(chunk)).repeat_interleave(6)
         for which, edited in (("after", (network, factors, owner)), ("before", None)):
-            logp, row_of = _scored(model, editor, rows, edited)
-            tokens = Rows.of(rows, device).tokens
+            logp, row_of, tokens = _scored(model, editor, rows, edited)
             per_token = logp.gather(1, tokens[:, None])[:, 0]
             sums = torch.zeros(len(rows), device=device).index_add(0, row_of, per_token)
             lengths = torch.zeros(len(rows), device=device).index_add(
                 0, row_of, torch.ones_like(per_token))
-            # mean log-probability per token, as the efficacy benchmark compares them
-            sums = (sums / lengths).view(len(chunk), 6)  # new, true, para new, para true,
-            # neighbour true, neighbour new
+            # mean log-probability per token, as the efficacy benchmark compares them; columns:
+            # prompt + new, + true, paraphrase + new, + true, neighbour + own object, + new
+            means = (sums / lengths).view(len(chunk), 6)
             if which == "after":
-                counts["rewrite"] += int((sums[:, 0] > sums[:, 1]).sum())
-                counts["paraphrase"] += int((sums[:, 2] > sums[:, 3]).sum())
-                counts["neighbourhood"] += int((sums[:, 4] > sums[:, 5]).sum())
+                wins["rewrite"] += int((means[:, 0] > means[:, 1]).sum())
+                wins["paraphrase"] += int((means[:, 2] > means[:, 3]).sum())
+                wins["neighbourhood"] += int((means[:, 4] > means[:, 5]).sum())
             else:
-                counts["neighbourhood_before"] += int((sums[:, 4] > sums[:, 5]).sum())
-    return {"edits": len(held), **{k: round(v / len(held), 4) for k, v in counts.items()}}
+                wins["neighbourhood_before"] += int((means[:, 4] > means[:, 5]).sum())
+    return {"edits": len(held), **{k: round(v / len(held), 4) for k, v in wins.items()}}
