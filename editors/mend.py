@@ -244,11 +244,12 @@ class LowRankUpdates:
 
     def _hook(self, i: int) -> Any:
         def hook(module: torch.nn.Module, args: tuple[Any, ...], output: torch.Tensor) -> Any:
-            u, v = self._factors[i]
-            x = args[0].float()  # (R, T, in)
-            coeff = torch.einsum("rti,rni->rtn", x, u[self._edit_of_row])  # (R, T, n)
-            change = torch.einsum("rtn,rno->rto", coeff, v[self._edit_of_row])  # (R, T, out)
-            return output - (self._lrs[i] * change).to(output.dtype)
+            x = args[0].float()  # (R, T, in), on this layer's device (a sharded model's too)
+            u, v = (f.to(x.device) for f in self._factors[i])
+            rows = self._edit_of_row.to(x.device)
+            coeff = torch.einsum("rti,rni->rtn", x, u[rows])  # (R, T, n)
+            change = torch.einsum("rtn,rno->rto", coeff, v[rows])  # (R, T, out)
+            return output - (self._lrs[i].to(x.device) * change).to(output.dtype)
 
         return hook
 
@@ -293,7 +294,8 @@ class MendEditor(EditorBase):
                requests: list[EditRequest]) -> dict[str, Any]:
         cfg: MendSettings = self._cfg
         network = self._network
-        assert network is not None
+        if network is None:
+            raise RuntimeError("mend: prepare() did not build the network")
         spec = arch_for(model)
         device = model_device(model)
         batch = Rows.of(target_rows(model, tokenizer, cfg.layers[0],
@@ -410,8 +412,12 @@ def raw_factors(model: PreTrainedModel, names: Sequence[str], first: int, batch:
     deltas = torch.autograd.grad(nll, [trace.outputs[n] for n in names])
     valid = batch.mask.bool()  # (R, T)
     owner = edit_of_row[:, None].expand_as(valid)[valid]  # (N,)
-    return [(trace.inputs[n].detach().float()[valid], d.detach().float()[valid], owner)
-            for n, d in zip(names, deltas, strict=True)]
+    out = []
+    for name, delta in zip(names, deltas, strict=True):
+        x = trace.inputs[name].detach().float()  # (R, T, in), on the layer's device
+        mine = valid.to(x.device)
+        out.append((x[mine], delta.detach().float()[mine], owner))
+    return out
 
 
 def edit_factors(model: PreTrainedModel, names: Sequence[str], first: int,
@@ -421,8 +427,10 @@ def edit_factors(model: PreTrainedModel, names: Sequence[str], first: int,
     ``n_edits`` edits; ``batch`` holds rows scored on their new targets, row r belonging to
     edit ``edit_of_row[r]``."""
     factors = []
+    here = network.edit_lr.device  # a sharded model's edited layers may sit elsewhere
     for i, (x, d, owner) in enumerate(raw_factors(model, names, first, batch, edit_of_row)):
-        u, v = network(x, d, i)  # (N, in), (N, out)
+        u, v = network(x.to(here), d.to(here), i)  # (N, in), (N, out)
+        owner = owner.to(here)
         factors.append((by_edit(u, owner, n_edits), by_edit(v, owner, n_edits)))
     return factors
 
