@@ -460,3 +460,34 @@ def test_an_easyedit_file_sets_the_methods_hyperparameters_and_names_the_rest(py
     files, notices = _easyedit(options)
     assert options == {"rome": {"layer": 6, "v_steps": 9}}  # --method-opt beside it wins
     assert files == {"rome": str(path)} and len(notices) == 1
+
+
+THREAD_RECORDER = """
+    from pathlib import Path
+
+    import torch
+
+    def pytest_configure(config):  # after editguard's own (tryfirst) set-up of the worker
+        worker = getattr(config, "workerinput", None)
+        if worker is not None:
+            Path(f"threads-{worker['workerid']}.txt").write_text(str(torch.get_num_threads()))
+"""
+
+
+@pytest.mark.parametrize("chosen", [False, True])
+def test_cpu_workers_share_the_cores_unless_the_caller_chose_a_thread_count(
+        pytester, monkeypatch, chosen):
+    from editguard.run.threads import CHOSEN, available_cores
+
+    cores = available_cores()
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # CPU workers, whatever the machine has
+    if chosen:  # every core per worker (torch caps the variable at the core count)
+        monkeypatch.setenv(CHOSEN, str(cores))
+    else:
+        monkeypatch.delenv(CHOSEN, raising=False)
+    pytester.makepyfile(threadrecorder=THREAD_RECORDER)
+    result = run(pytester, "-p", "threadrecorder", "-n", "2", "-k", "no-such-case", timeout=300)
+    assert result.ret == pytest.ExitCode.NO_TESTS_COLLECTED, result.stderr.str()
+    recorded = {p.stem: p.read_text() for p in pytester.path.glob("threads-*.txt")}
+    expected = str(cores if chosen else max(1, cores // 2))
+    assert recorded == {"threads-gw0": expected, "threads-gw1": expected}

@@ -31,7 +31,7 @@ from editguard.edits.request import EditRequest
 from editguard.edits.sampling import sample
 from editguard.edits.sources import load_edit_source
 from editguard.models.loading import LoadedModel, load
-from editguard.run import devices
+from editguard.run import devices, threads
 from editguard.run.baselines import BaselineStore
 from editguard.run.matrix import Matrix
 from editguard.run.progress import scoring
@@ -184,6 +184,8 @@ class Session:
             "method": {"spec": spec, "config": dict(editor.config),
                        "details": getattr(editor, "provenance", {})},
             "versions": versions(),
+            # torch's compute threads in this process (a worker's share of the cores under -n)
+            "host": {"cores": threads.available_cores(), "torch_threads": torch.get_num_threads()},
             # per benchmark: "read" from the cache, "computed", or "recomputed: <why>"
             "baselines": {n: status for n, (_, status) in obtained.items()},
         }
