@@ -2,8 +2,8 @@
 
 torch gives every process as many compute threads as the machine has cores. Under ``-n N`` on
 a CPU that puts N times as many busy threads as cores on the machine, and they spend their time
-waiting on each other (``-n 2`` on 2 cores edited about ten times slower per edit than one
-process). So each worker takes its share, ``cores // workers`` (at least 1), unless the caller
+waiting on each other (``-n 2`` on 2 cores edited 3 to 13 times slower per edit than with the
+cores shared, ``python -m perf.workers``). So each worker takes its share, ``cores // workers`` (at least 1), unless the caller
 chose a thread count: ``OMP_NUM_THREADS`` set in the environment is left to torch, which reads it
 itself.
 """
