@@ -3,19 +3,31 @@
 Prompt "Q: <question>\nA:" and each choice as " <choice>", scored by summed log-likelihood, as
 lm-evaluation-harness's ``truthfulqa_mc1``. With ``primer = true`` the six-question QA primer
 of the TruthfulQA paper goes first (lm-eval does this; it makes every prompt ~6x longer), read
-from lm-eval's own ``truthfulqa_mc1.yaml``. ``source = "hub"``: ``truthfulqa/truthful_qa``
-(multiple_choice, 817 questions); ``source = "offline"``: the 299 questions of BIG-bench's
-``truthful_qa`` (task_mc.json, one true answer each), which install only from a local copy of
-the BIG-bench sdist now that PyPI no longer has its files.
+from lm-eval's own ``truthfulqa_mc1.yaml``. Sources:
+
+- ``csv`` (the default, offline): TruthfulQA's own CSV, 817 questions, installed from yival's
+  wheel (or ``path = FILE``, a copy of the repository's ``TruthfulQA.csv``). MC1 as the
+  TruthfulQA authors' code computes it from that file: the best answer against every incorrect
+  answer, each closed with a period. lm-eval's ``truthfulqa_mc1`` reads the separate
+  ``mc_task.json`` instead, whose choice lists are mostly the same answers, so scores are close
+  to lm-eval's but not the same numbers.
+- ``hub``: ``truthfulqa/truthful_qa`` (multiple_choice, 817 questions, lm-eval's data), or
+  ``path = FILE`` in its schema.
+- ``bigbench``: the 299 questions of BIG-bench's ``truthful_qa`` (task_mc.json, one true answer
+  each), which install only from a local copy of the BIG-bench sdist now that PyPI no longer has
+  its files.
 """
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import hashlib
 import json
 import math
 import re
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import yaml
@@ -23,10 +35,10 @@ import yaml
 from editguard.backends.base import Backend
 from editguard.benchmarks.base import (BenchmarkResult, Choice, Metric, MultipleChoice,
                                        multiple_choice, restrict)
-from editguard.benchmarks.records import (DataUnavailable, HubData, HubRecords, check_source,
-                                          load_records, provenance)
+from editguard.benchmarks.records import (DataUnavailable, HubData, HubRecords, SchemaError,
+                                          check_source, load_records, provenance)
 from editguard.data.archives import TRUTHFULQA_YAML
-from editguard.data.paths import bigbench_task_path, lmeval_task_path
+from editguard.data.paths import bigbench_task_path, lmeval_task_path, truthfulqa_csv_path
 from editguard.kinds import Kind
 
 
@@ -34,9 +46,10 @@ from editguard.kinds import Kind
 class TruthfulQASettings:
     limit: int = 100  # questions scored (0 = all); a seeded, fixed subset
     primer: bool = False
-    source: Literal["offline", "hub"] = "offline"  # BIG-bench truthful_qa, or the hub
-    path: str = ""  # source hub: a local JSON Lines file with question, mc1_targets, instead
-    items: str = ""  # a file of item ids ("bb/12", "hub/3") to score instead of the sample
+    source: Literal["csv", "hub", "bigbench"] = "csv"  # TruthfulQA's CSV, the hub, BIG-bench
+    # csv: a copy of TruthfulQA.csv; hub: a JSON Lines file with question, mc1_targets
+    path: str = ""
+    items: str = ""  # a file of item ids ("csv/12", "hub/3", "bb/7") to score instead of the sample
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +58,37 @@ class Question:
     question: str
     choices: tuple[str, ...]
     answer: int
+
+
+CSV_COLUMNS = ("Question", "Best Answer", "Incorrect Answers")
+
+
+def closed(answer: str) -> str:
+    """An answer ending in a period, as the TruthfulQA authors score them."""
+    answer = answer.strip()
+    return answer if answer.endswith(".") else answer + "."
+
+
+def read_csv(path: str = "") -> list[Question]:
+    """MC1 questions from TruthfulQA's CSV: the best answer (choice 0) against every incorrect
+    answer (``;``-separated in the file), each closed with a period, as the authors' MC1
+    ("best correct answer vs all false answers")."""
+    source = Path(path).expanduser() if path else truthfulqa_csv_path()
+    with source.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows or any(c not in rows[0] for c in CSV_COLUMNS):
+        found = sorted(rows[0]) if rows else []
+        raise SchemaError(f"{source}: TruthfulQA's CSV needs the columns {list(CSV_COLUMNS)}, "
+                          f"found {found}; pass a copy of the repository's TruthfulQA.csv")
+    out = []
+    for i, row in enumerate(rows):
+        wrong = [closed(a) for a in row["Incorrect Answers"].split(";") if a.strip()]
+        best = row["Best Answer"].strip()
+        if not best or not wrong:
+            raise SchemaError(f"{source}: row {i + 2} ({row['Question'][:60]!r}) has no best "
+                              "answer or no incorrect answer; MC1 needs both")
+        out.append(Question(f"csv/{i}", row["Question"].strip(), (closed(best), *wrong), 0))
+    return out
 
 
 def read_offline() -> list[Question]:
@@ -85,42 +129,55 @@ def read_hub(path: str = "") -> list[Question]:
 
 class TruthfulQA(MultipleChoice):
     name: ClassVar[str] = "truthfulqa"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"  # 2: TruthfulQA's CSV is the default source
     kind: ClassVar[Kind] = "safety"
     metrics: ClassVar[tuple[Metric, ...]] = (Metric("mc1", primary=True),)
     settings: ClassVar[type] = TruthfulQASettings
 
     def check(self) -> None:
         super().check()
-        if self.options.source == "offline":
-            if self.options.path:
-                raise ValueError(f"truthfulqa path {self.options.path!r} is read by source "
-                                 "'hub' only; add --bench-opt truthfulqa.source=hub")
+        source, path = self.options.source, self.options.path
+        if source == "bigbench":
+            if path:
+                raise ValueError(f"truthfulqa path {path!r} is read by sources 'csv' and 'hub', "
+                                 "not 'bigbench'; add --bench-opt truthfulqa.source=csv (a copy "
+                                 "of TruthfulQA.csv) or truthfulqa.source=hub (mc1_targets)")
             try:
                 bigbench_task_path("truthful_qa", "task_mc.json")
             except FileNotFoundError as err:
                 raise DataUnavailable(
-                    f"truthfulqa source 'offline' reads BIG-bench's truthful_qa: {err}; or score "
-                    "the hub's 817 questions with --bench-opt truthfulqa.source=hub (pip install "
-                    "'editguard[hub]') or a local file (truthfulqa.path=FILE), or use bbq, the "
-                    "offline safety benchmark") from None
+                    f"truthfulqa source 'bigbench' reads BIG-bench's truthful_qa: {err}; or "
+                    "score TruthfulQA's 817 questions offline with the default source 'csv', or "
+                    "lm-eval's data with --bench-opt truthfulqa.source=hub") from None
+        elif source == "csv":
+            if path and not Path(path).expanduser().is_file():
+                raise FileNotFoundError(f"truthfulqa path {path!r}: no such file (a copy of "
+                                        "TruthfulQA.csv)")
+            read_csv(path)
         else:
-            check_source(self.name, HUB, self.options.path)
+            check_source(self.name, HUB, path)
         if self.options.primer:
             read_primer()
 
     def config(self) -> dict[str, Any]:
-        hub = provenance(HUB, self.options.path) if self.options.source == "hub" else {}
-        return {**super().config(), **hub}
+        if self.options.source == "hub":
+            return {**super().config(), **provenance(HUB, self.options.path)}
+        if self.options.source == "csv" and self.options.path:  # edited in place: new baseline
+            digest = hashlib.sha256(Path(self.options.path).expanduser().read_bytes()).hexdigest()
+            return {**super().config(), "file_sha256": digest}
+        return super().config()
 
     def items(self) -> list[Choice]:
         opts: TruthfulQASettings = self.options
-        if opts.source == "offline":
-            questions = read_offline()
+        if opts.source == "csv":
+            questions = read_csv(opts.path)
         elif opts.source == "hub":
             questions = read_hub(opts.path)
+        elif opts.source == "bigbench":
+            questions = read_offline()
         else:
-            raise ValueError(f"truthfulqa source {opts.source!r} is not one of 'offline', 'hub'")
+            raise ValueError(f"truthfulqa source {opts.source!r} is not one of 'csv', 'hub', "
+                             "'bigbench'")
         head = read_primer() + "\n\n" if opts.primer else ""
         return [Choice(q.id, f"{head}Q: {q.question}\nA:", tuple(" " + c for c in q.choices),
                        q.answer)

