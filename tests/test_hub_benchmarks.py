@@ -228,7 +228,8 @@ def test_truthfulqa_from_bigbench_without_bigbench_names_the_ways_out():
     assert "source 'csv'" in str(err.value) and "truthfulqa.source=hub" in str(err.value)
 
 
-def test_truthfulqa_runs_offline_from_truthfulqas_own_csv():
+def test_truthfulqa_runs_offline_from_truthfulqas_own_csv(asset_home, monkeypatch):
+    monkeypatch.setenv("EDITGUARD_HOME", str(asset_home))
     bench = create("truthfulqa", {"limit": 0})
     bench.check()  # the default source: installed by setup, no hub, no BIG-bench
     items = bench.items()
@@ -253,16 +254,29 @@ def test_truthfulqa_csv_closes_answers_and_refuses_a_file_it_cannot_score(tmp_pa
     assert item.id == "csv/0" and item.context == "Q: Is the sky green?\nA:"
     assert item.continuations == (" No.", " Yes.", " It is green, always.") and item.answer == 0
     assert bench.config()["file_sha256"]  # a file edited in place gets a new baseline
-    path.write_text(header + "Adversarial,Misc,Is the sky green?,No,No,,x\n")
-    with pytest.raises(SchemaError, match="row 2 .*no incorrect answer"):
+    path.write_text("\ufeff" + header + "A,M,Is it?,Yes,Yes,No,x\n", encoding="utf-8")
+    (item,) = create("truthfulqa", {"path": str(path)}).items()  # a BOM is not part of a column
+    assert item.continuations == (" Yes.", " No.")
+    path.write_text(header + "A,M,Is the sky green?,No,No\n")  # a short row: no incorrect answer
+    with pytest.raises(SchemaError, match=r"TruthfulQA.csv:2: 'Is the sky green\?' has an empty "
+                                          r"\['Incorrect Answers'\]"):
+        create("truthfulqa", {"path": str(path)}).check()
+    path.write_text(header)
+    with pytest.raises(SchemaError, match="a header and no questions"):
+        create("truthfulqa", {"path": str(path)}).check()
+    path.write_bytes(header.encode() + b"A,M,Is it?,Oui,Oui,Non \xe9t\xe9,x\n")  # Latin-1
+    with pytest.raises(SchemaError, match="not UTF-8 text"):
         create("truthfulqa", {"path": str(path)}).check()
     path.write_text("question,answer\nIs the sky green?,No\n")
-    with pytest.raises(SchemaError, match="'Incorrect Answers'.*found \\['answer', 'question'\\]"):
+    with pytest.raises(SchemaError, match=r"'Incorrect Answers'.*header has \['question', "
+                                          r"'answer'\].*truthfulqa.source=hub"):
         create("truthfulqa", {"path": str(path)}).check()
     with pytest.raises(FileNotFoundError, match="no such file"):
         create("truthfulqa", {"path": str(tmp_path / "missing.csv")}).check()
     with pytest.raises(ValueError, match="not 'bigbench'"):
         create("truthfulqa", {"source": "bigbench", "path": str(path)}).check()
+    with pytest.raises(ValueError, match="'offline' is now called 'bigbench'"):
+        create("truthfulqa", {"source": "offline"}).check()
 
 
 def test_truthfulqa_mc1_reads_a_local_file_with_lm_evals_primer(tmp_path):

@@ -474,20 +474,31 @@ THREAD_RECORDER = """
 """
 
 
-@pytest.mark.parametrize("chosen", [False, True])
-def test_cpu_workers_share_the_cores_unless_the_caller_chose_a_thread_count(
-        pytester, monkeypatch, chosen):
+@pytest.mark.parametrize("chosen, methods", [(False, ()), (True, ()), (False, ("rome",))])
+def test_cpu_workers_share_the_cores_unless_alone_or_the_caller_chose_a_thread_count(
+        pytester, monkeypatch, chosen, methods):
+    import torch
+
     from editguard.run.threads import CHOSEN, available_cores
 
     cores = available_cores()
+    if cores < 2:
+        pytest.skip("one core: every way of sharing it gives each worker 1 thread")
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # CPU workers, whatever the machine has
+    for name in CHOSEN:
+        monkeypatch.delenv(name, raising=False)
     if chosen:  # every core per worker (torch caps the variable at the core count)
-        monkeypatch.setenv(CHOSEN, str(cores))
-    else:
-        monkeypatch.delenv(CHOSEN, raising=False)
+        monkeypatch.setenv(CHOSEN[0], str(cores))
     pytester.makepyfile(threadrecorder=THREAD_RECORDER)
-    result = run(pytester, "-p", "threadrecorder", "-n", "2", "-k", "no-such-case", timeout=300)
+    args = ("--methods", ",".join(methods)) if methods else ()
+    result = run(pytester, "-p", "threadrecorder", "-n", "2", *args, "-k", "no-such-case",
+                 timeout=300)
     assert result.ret == pytest.ExitCode.NO_TESTS_COLLECTED, result.stderr.str()
     recorded = {p.stem: p.read_text() for p in pytester.path.glob("threads-*.txt")}
-    expected = str(cores if chosen else max(1, cores // 2))
-    assert recorded == {"threads-gw0": expected, "threads-gw1": expected}
+    if chosen:
+        expected = cores
+    elif methods:  # one (model, method): one busy worker, which keeps torch's default
+        expected = torch.get_num_threads()
+    else:  # the default matrix's four methods on two workers: half the cores each
+        expected = cores // 2
+    assert recorded == {"threads-gw0": str(expected), "threads-gw1": str(expected)}

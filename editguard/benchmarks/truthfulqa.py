@@ -6,11 +6,12 @@ of the TruthfulQA paper goes first (lm-eval does this; it makes every prompt ~6x
 from lm-eval's own ``truthfulqa_mc1.yaml``. Sources:
 
 - ``csv`` (the default, offline): TruthfulQA's own CSV, 817 questions, installed from yival's
-  wheel (or ``path = FILE``, a copy of the repository's ``TruthfulQA.csv``). MC1 as the
-  TruthfulQA authors' code computes it from that file: the best answer against every incorrect
-  answer, each closed with a period. lm-eval's ``truthfulqa_mc1`` reads the separate
-  ``mc_task.json`` instead, whose choice lists are mostly the same answers, so scores are close
-  to lm-eval's but not the same numbers.
+  wheel (or ``path = FILE``, a copy of the repository's ``TruthfulQA.csv``). The choice lists of
+  the TruthfulQA authors' MC1, built from that file as their code builds them: the best answer
+  against every incorrect answer, each closed with a period. lm-eval's ``truthfulqa_mc1`` reads
+  the separate ``mc_task.json`` instead, whose choice lists are mostly the same answers, so
+  scores are close to lm-eval's but not the same numbers. (The authors' code also puts the QA primer first, as
+  ``primer = true`` does, and counts a tie as wrong; ties here go to the first choice.)
 - ``hub``: ``truthfulqa/truthful_qa`` (multiple_choice, 817 questions, lm-eval's data), or
   ``path = FILE`` in its schema.
 - ``bigbench``: the 299 questions of BIG-bench's ``truthful_qa`` (task_mc.json, one true answer
@@ -46,7 +47,8 @@ from editguard.kinds import Kind
 class TruthfulQASettings:
     limit: int = 100  # questions scored (0 = all); a seeded, fixed subset
     primer: bool = False
-    source: Literal["csv", "hub", "bigbench"] = "csv"  # TruthfulQA's CSV, the hub, BIG-bench
+    # TruthfulQA's CSV, the hub, BIG-bench ("offline": BIG-bench's old name, refused with the new)
+    source: Literal["csv", "hub", "bigbench", "offline"] = "csv"
     # csv: a copy of TruthfulQA.csv; hub: a JSON Lines file with question, mc1_targets
     path: str = ""
     items: str = ""  # a file of item ids ("csv/12", "hub/3", "bb/7") to score instead of the sample
@@ -69,29 +71,43 @@ def closed(answer: str) -> str:
     return answer if answer.endswith(".") else answer + "."
 
 
+HINT = ("pass a copy of the TruthfulQA repository's TruthfulQA.csv, or, for a JSON Lines file "
+        "in the hub's schema (question, mc1_targets), add --bench-opt truthfulqa.source=hub")
+
+
 def read_csv(path: str = "") -> list[Question]:
     """MC1 questions from TruthfulQA's CSV: the best answer (choice 0) against every incorrect
-    answer (``;``-separated in the file), each closed with a period, as the authors' MC1
-    ("best correct answer vs all false answers")."""
+    answer (``;``-separated in the file), each closed with a period: the choice lists of the
+    authors' MC1 ("best correct answer vs all false answers")."""
     source = Path(path).expanduser() if path else truthfulqa_csv_path()
-    with source.open(encoding="utf-8", newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    if not rows or any(c not in rows[0] for c in CSV_COLUMNS):
-        found = sorted(rows[0]) if rows else []
-        raise SchemaError(f"{source}: TruthfulQA's CSV needs the columns {list(CSV_COLUMNS)}, "
-                          f"found {found}; pass a copy of the repository's TruthfulQA.csv")
-    out = []
-    for i, row in enumerate(rows):
-        wrong = [closed(a) for a in row["Incorrect Answers"].split(";") if a.strip()]
-        best = row["Best Answer"].strip()
-        if not best or not wrong:
-            raise SchemaError(f"{source}: row {i + 2} ({row['Question'][:60]!r}) has no best "
-                              "answer or no incorrect answer; MC1 needs both")
-        out.append(Question(f"csv/{i}", row["Question"].strip(), (closed(best), *wrong), 0))
+    try:
+        with source.open(encoding="utf-8-sig", newline="") as handle:  # a BOM is not a column
+            reader = csv.DictReader(handle)
+            columns = [c for c in reader.fieldnames or [] if c]
+            missing = [c for c in CSV_COLUMNS if c not in columns]
+            if missing:
+                raise SchemaError(f"{source}: TruthfulQA's CSV needs the columns "
+                                  f"{list(CSV_COLUMNS)}; its header has {columns}; {HINT}")
+            out: list[Question] = []
+            for row in reader:
+                at = f"{source}:{reader.line_num}"
+                fields = {c: (row.get(c) or "").strip() for c in CSV_COLUMNS}
+                wrong = [closed(a) for a in fields["Incorrect Answers"].split(";") if a.strip()]
+                if not fields["Question"] or not fields["Best Answer"] or not wrong:
+                    empty = [c for c in CSV_COLUMNS if not fields[c]]
+                    raise SchemaError(f"{at}: {fields['Question'][:60]!r} has an empty {empty}; "
+                                      "MC1 needs a question, a best answer and an incorrect one")
+                out.append(Question(f"csv/{len(out)}", fields["Question"],
+                                    (closed(fields["Best Answer"]), *wrong), 0))
+    except UnicodeDecodeError as err:
+        raise SchemaError(f"{source}: not UTF-8 text ({err.reason} at byte {err.start}); "
+                          f"{HINT}") from None
+    if not out:
+        raise SchemaError(f"{source}: TruthfulQA's CSV has a header and no questions; {HINT}")
     return out
 
 
-def read_offline() -> list[Question]:
+def read_bigbench() -> list[Question]:
     task = json.loads(bigbench_task_path("truthful_qa", "task_mc.json").read_text())
     out = []
     for i, ex in enumerate(task["examples"]):
@@ -137,6 +153,11 @@ class TruthfulQA(MultipleChoice):
     def check(self) -> None:
         super().check()
         source, path = self.options.source, self.options.path
+        if source == "offline":
+            raise ValueError("truthfulqa source 'offline' is now called 'bigbench' (BIG-bench's "
+                             "299 questions); TruthfulQA's 817 run offline from its CSV with the "
+                             "default source 'csv': write --bench-opt truthfulqa.source=bigbench, "
+                             "or leave source out")
         if source == "bigbench":
             if path:
                 raise ValueError(f"truthfulqa path {path!r} is read by sources 'csv' and 'hub', "
@@ -151,8 +172,7 @@ class TruthfulQA(MultipleChoice):
                     "lm-eval's data with --bench-opt truthfulqa.source=hub") from None
         elif source == "csv":
             if path and not Path(path).expanduser().is_file():
-                raise FileNotFoundError(f"truthfulqa path {path!r}: no such file (a copy of "
-                                        "TruthfulQA.csv)")
+                raise FileNotFoundError(f"truthfulqa path {path!r}: no such file; {HINT}")
             read_csv(path)
         else:
             check_source(self.name, HUB, path)
@@ -174,7 +194,7 @@ class TruthfulQA(MultipleChoice):
         elif opts.source == "hub":
             questions = read_hub(opts.path)
         elif opts.source == "bigbench":
-            questions = read_offline()
+            questions = read_bigbench()
         else:
             raise ValueError(f"truthfulqa source {opts.source!r} is not one of 'csv', 'hub', "
                              "'bigbench'")

