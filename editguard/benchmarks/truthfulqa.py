@@ -10,8 +10,9 @@ from lm-eval's own ``truthfulqa_mc1.yaml``. Sources:
   the TruthfulQA authors' MC1, built from that file as their code builds them: the best answer
   against every incorrect answer, each closed with a period. lm-eval's ``truthfulqa_mc1`` reads
   the separate ``mc_task.json`` instead, whose choice lists are mostly the same answers, so
-  scores are close to lm-eval's but not the same numbers. (The authors' code also puts the QA primer first, as
-  ``primer = true`` does, and counts a tie as wrong; ties here go to the first choice.)
+  scores are close to lm-eval's but not the same numbers. (The authors' code also puts the QA
+  primer first, as ``primer = true`` does, and counts a tie as wrong; ties here go to the first
+  choice.)
 - ``hub``: ``truthfulqa/truthful_qa`` (multiple_choice, 817 questions, lm-eval's data), or
   ``path = FILE`` in its schema.
 - ``bigbench``: the 299 questions of BIG-bench's ``truthful_qa`` (task_mc.json, one true answer

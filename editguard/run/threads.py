@@ -29,7 +29,7 @@ def available_cores() -> int:
 
 def chosen(env: Mapping[str, str]) -> str | None:
     """The caller's thread variable (``"OMP_NUM_THREADS=4"``), or None. A value that is not a
-    positive integer (empty, ``0``, ``abc``) is no choice: torch ignores it and takes every core."""
+    positive integer (empty, ``0``, ``abc``) is no choice: torch ignores it, takes every core."""
     for name in CHOSEN:
         value = env.get(name, "").strip()
         if value.isdigit() and int(value) > 0:
