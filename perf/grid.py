@@ -15,17 +15,14 @@ n edits from the unedited weights and recomputes the baseline.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import tempfile
-import time
 from collections import defaultdict
 from pathlib import Path
 
 from editguard.reports.timings import PHASES, per_phase
 from editguard.verdicts.row import Row
-
-REPO = Path(__file__).resolve().parents[1]
+from perf.suite import run_suite
 
 
 def naive_estimate(rows: list[Row]) -> float:
@@ -56,15 +53,7 @@ def main() -> None:
     args = sys.argv[1:]
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "report"
-        command = [sys.executable, "-m", "pytest", str(REPO / "suites"), "-q", "-p",
-                   "no:cacheprovider", "--report-dir", str(report), "--editguard-cache",
-                   str(Path(tmp) / "cache"), *args]
-        start = time.perf_counter()
-        done = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
-        wall = time.perf_counter() - start
-        if not (report / "results.json").exists():
-            sys.exit(f"the suite wrote no results (exit status {done.returncode}):\n"
-                     f"{done.stdout[-3000:]}{done.stderr[-3000:]}")
+        wall, done = run_suite(args, Path(tmp) / "cache", report)
         document = json.loads((report / "results.json").read_text())
     rows = [Row.from_dict(r) for r in document["results"]]
     spent = per_phase(rows)

@@ -24,30 +24,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from editguard.run.threads import CHOSEN, available_cores
-
-REPO = Path(__file__).resolve().parents[1]
+from perf.suite import run_suite
 MATRIX = ["--methods", "ft,rome", "--n-edits", "5", "--benchmarks", "efficacy"]
-
-
-def suite(args: list[str], cache: Path, report: Path, env: dict[str, str]) -> float:
-    """Run the suite in a subprocess; its wall seconds. Stops the script if it wrote no results."""
-    command = [sys.executable, "-m", "pytest", str(REPO / "suites"), "-q", "-p",
-               "no:cacheprovider", "--editguard-cache", str(cache), "--report-dir", str(report),
-               *args]
-    start = time.perf_counter()
-    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - start
-    if not (report / "results.json").exists():
-        sys.exit(f"the suite wrote no results (exit status {done.returncode}):\n"
-                 f"{done.stdout[-3000:]}{done.stderr[-3000:]}")
-    return wall
 
 
 def per_edit(report: Path) -> dict[str, tuple[float, int]]:
@@ -77,13 +60,13 @@ def main() -> None:
     default_env = {**shared_env, "OMP_NUM_THREADS": str(cores)}
     with tempfile.TemporaryDirectory() as tmp:
         cache = Path(tmp) / "cache"
-        suite([*matrix, "-n", "0"], cache, Path(tmp) / "warm", shared_env)
+        run_suite([*matrix, "-n", "0"], cache, Path(tmp) / "warm", shared_env)
         walls, edits = {}, {}
         for name, env, workers in (("torch default", default_env, own.workers),
                                    ("shared", shared_env, own.workers),
                                    ("one process", shared_env, 0)):
             report = Path(tmp) / name.replace(" ", "-")
-            walls[name] = suite([*matrix, "-n", str(workers)], cache, report, env)
+            walls[name], _ = run_suite([*matrix, "-n", str(workers)], cache, report, env)
             edits[name] = per_edit(report)
     print(f"{own.workers} workers on {cores} cores, matrix: {' '.join(matrix)}")
     for method in sorted(edits["shared"].keys() & edits["torch default"].keys()):

@@ -122,13 +122,17 @@ def ids(records: Sequence[dict[str, Any]], split: str) -> list[str]:
     return [f"{split}/{i}" for i in range(len(records))]
 
 
+def file_provenance(path: str) -> dict[str, Any]:
+    """A local data file's contents, by digest (a baseline must not outlive an edited file that
+    kept its name); nothing for no file."""
+    if not path:
+        return {}
+    return {"file_sha256": hashlib.sha256(Path(path).expanduser().read_bytes()).hexdigest()}
+
+
 def provenance(data: HubData, path: str) -> dict[str, Any]:
-    """What the scores depend on: the hub dataset, or the local file's contents (a baseline
-    must not outlive an edited file that kept its name)."""
-    out: dict[str, Any] = {"data": dataclasses.asdict(data)}
-    if path:
-        out["file_sha256"] = hashlib.sha256(Path(path).expanduser().read_bytes()).hexdigest()
-    return out
+    """What the scores depend on: the hub dataset, or the local file's contents."""
+    return {"data": dataclasses.asdict(data), **file_provenance(path)}
 
 
 class HubRecords(Benchmark):

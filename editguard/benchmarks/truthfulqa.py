@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import hashlib
 import json
 import math
 import re
@@ -38,7 +37,8 @@ from editguard.backends.base import Backend
 from editguard.benchmarks.base import (BenchmarkResult, Choice, Metric, MultipleChoice,
                                        multiple_choice, restrict)
 from editguard.benchmarks.records import (DataUnavailable, HubData, HubRecords, SchemaError,
-                                          check_source, load_records, provenance)
+                                          check_source, file_provenance, load_records,
+                                          provenance)
 from editguard.data.archives import TRUTHFULQA_YAML
 from editguard.data.paths import bigbench_task_path, lmeval_task_path, truthfulqa_csv_path
 from editguard.kinds import Kind
@@ -183,9 +183,8 @@ class TruthfulQA(MultipleChoice):
     def config(self) -> dict[str, Any]:
         if self.options.source == "hub":
             return {**super().config(), **provenance(HUB, self.options.path)}
-        if self.options.source == "csv" and self.options.path:  # edited in place: new baseline
-            digest = hashlib.sha256(Path(self.options.path).expanduser().read_bytes()).hexdigest()
-            return {**super().config(), "file_sha256": digest}
+        if self.options.source == "csv":
+            return {**super().config(), **file_provenance(self.options.path)}
         return super().config()
 
     def items(self) -> list[Choice]:
