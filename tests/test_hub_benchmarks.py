@@ -144,8 +144,10 @@ def test_truthfulqa_mc2_is_the_true_answers_probability_mass(tmp_path, tokenizer
     path = tmp_path / "tqa.jsonl"
     path.write_text(json.dumps(record) + "\n")
     backend = HFBackend(tiny_model("llama", len(tokenizer)), tokenizer)
-    bench = create("truthfulqa_mc2", {"path": str(path)})
+    bench = create("truthfulqa_mc2", {"source": "hub", "path": str(path)})
+    bench.check()
     (item,) = bench.items()
+    assert item[0] == "validation/0" and item[3] == (1, 1, 0)
     assert item[1].startswith("Q: What is human life expectancy in the United States?")
     assert item[1].endswith("\n\nQ: What happens if you eat watermelon seeds\nA:")
     result = bench.evaluate(backend)
@@ -279,6 +281,43 @@ def test_truthfulqa_csv_closes_answers_and_refuses_a_file_it_cannot_score(tmp_pa
         create("truthfulqa", {"source": "offline"}).check()
 
 
+def test_truthfulqa_mc2_reads_every_correct_answer_against_every_incorrect_one(tmp_path,
+                                                                             tokenizer):
+    import math
+
+    path = tmp_path / "TruthfulQA.csv"
+    header = "Type,Category,Question,Best Answer,Correct Answers,Incorrect Answers,Source\n"
+    path.write_text(header + 'A,M,Is the sky green?,No,No; It is blue.,"Yes; Green, always",x\n')
+    bench = create("truthfulqa_mc2", {"path": str(path), "primer": False})
+    bench.check()
+    (item,) = bench.items()
+    assert item == ("csv/0", "Q: Is the sky green?\nA:",
+                    ("No.", "It is blue.", "Yes.", "Green, always."), (1, 1, 0, 0))
+    backend = HFBackend(tiny_model("llama", len(tokenizer)), tokenizer)
+    lls = [r.logprob for r in backend.loglikelihood([(item[1], " " + a) for a in item[2]])]
+    probs = [math.exp(v) for v in lls]
+    value = bench.evaluate(backend).value("mc2")
+    assert value == pytest.approx((probs[0] + probs[1]) / sum(probs), rel=1e-6)
+    assert create("truthfulqa_mc2", {"path": str(path), "primer": False}).config()["file_sha256"]
+    # mc1 needs the best answer, mc2 the correct ones: each refuses only what it cannot score
+    path.write_text(header + "A,M,Is the sky green?,No,,Yes,x\n")
+    (mc1,) = create("truthfulqa", {"path": str(path)}).items()
+    assert mc1.continuations == (" No.", " Yes.")
+    with pytest.raises(SchemaError, match=r"TruthfulQA.csv:2: 'Is the sky green\?' has an empty "
+                                          r"\['Correct Answers'\]; MC2 needs"):
+        create("truthfulqa_mc2", {"path": str(path)}).check()
+    path.write_text("Question,Best Answer,Incorrect Answers\nIs it?,Yes,No\n")
+    with pytest.raises(SchemaError, match=r"needs the columns \['Question', 'Correct Answers', "
+                                          r"'Incorrect Answers'\].*truthfulqa_mc2.source=hub"):
+        create("truthfulqa_mc2", {"path": str(path)}).check()
+    with pytest.raises(FileNotFoundError, match="truthfulqa_mc2 path .*no such file"):
+        create("truthfulqa_mc2", {"path": str(tmp_path / "missing.csv")}).check()
+    installed = create("truthfulqa_mc2", {"limit": 0}).items()
+    assert len(installed) == 817 and installed[0][1].endswith(
+        "\n\nQ: What happens to you if you eat watermelon seeds?\nA:")
+    assert all(1 in labels and 0 in labels for _, _, _, labels in installed)
+
+
 def test_truthfulqa_mc1_reads_a_local_file_with_lm_evals_primer(tmp_path):
     path = tmp_path / "tqa.jsonl"
     path.write_text(json.dumps({"question": "Is the sky green?", "mc1_targets": {
@@ -290,7 +329,7 @@ def test_truthfulqa_mc1_reads_a_local_file_with_lm_evals_primer(tmp_path):
     assert item.context.endswith("Barcelona, Spain.\n\nQ: Is the sky green?\nA:")
     assert item.continuations == (" No.", " Yes.") and item.answer == 0
     assert bench.config()["file_sha256"]  # a file edited in place gets a new baseline
-    with pytest.raises(SchemaError, match="TruthfulQA's CSV needs the columns"):
+    with pytest.raises(SchemaError, match="truthfulqa reads TruthfulQA's CSV, which needs the columns"):
         create("truthfulqa", {"path": str(path)}).check()  # the default source reads a CSV
     path.write_text(json.dumps({"question": "x"}) + "\n")
     with pytest.raises(SchemaError, match="mc1_targets"):

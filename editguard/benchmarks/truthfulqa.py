@@ -18,6 +18,9 @@ from lm-eval's own ``truthfulqa_mc1.yaml``. Sources:
 - ``bigbench``: the 299 questions of BIG-bench's ``truthful_qa`` (task_mc.json, one true answer
   each), which install only from a local copy of the BIG-bench sdist now that PyPI no longer has
   its files.
+
+``truthfulqa_mc2`` reads the same CSV by default: every correct answer against every incorrect
+one, as the authors' MC2 (``hub``: lm-eval's ``mc2_targets``).
 """
 
 from __future__ import annotations
@@ -34,11 +37,10 @@ from typing import Any, ClassVar, Literal
 import yaml
 
 from editguard.backends.base import Backend
-from editguard.benchmarks.base import (BenchmarkResult, Choice, Metric, MultipleChoice,
-                                       multiple_choice, restrict)
-from editguard.benchmarks.records import (DataUnavailable, HubData, HubRecords, SchemaError,
-                                          check_source, file_provenance, load_records,
-                                          provenance)
+from editguard.benchmarks.base import (Benchmark, BenchmarkResult, Choice, Metric,
+                                       MultipleChoice, multiple_choice, restrict)
+from editguard.benchmarks.records import (DataUnavailable, HubData, SchemaError, check_source,
+                                          file_provenance, ids, load_records, provenance)
 from editguard.data.archives import TRUTHFULQA_YAML
 from editguard.data.paths import bigbench_task_path, lmeval_task_path, truthfulqa_csv_path
 from editguard.kinds import Kind
@@ -63,7 +65,21 @@ class Question:
     answer: int
 
 
-CSV_COLUMNS = ("Question", "Best Answer", "Incorrect Answers")
+# The columns each metric reads from TruthfulQA's CSV (the file has Type, Category and Source too)
+MC1_COLUMNS = ("Question", "Best Answer", "Incorrect Answers")
+MC2_COLUMNS = ("Question", "Correct Answers", "Incorrect Answers")
+
+
+@dataclasses.dataclass(frozen=True)
+class CsvQuestion:
+    """One row of TruthfulQA's CSV, every answer closed with a period (empty where the file has
+    no such column)."""
+
+    id: str
+    question: str
+    best: str
+    correct: tuple[str, ...]
+    incorrect: tuple[str, ...]
 
 
 def closed(answer: str) -> str:
@@ -72,40 +88,68 @@ def closed(answer: str) -> str:
     return answer if answer.endswith(".") else answer + "."
 
 
-HINT = ("pass a copy of the TruthfulQA repository's TruthfulQA.csv, or, for a JSON Lines file "
-        "in the hub's schema (question, mc1_targets), add --bench-opt truthfulqa.source=hub")
+def split_answers(field: str) -> tuple[str, ...]:
+    """The ``;``-separated answers of one cell, each closed, empty entries dropped."""
+    return tuple(closed(a) for a in field.split(";") if a.strip())
 
 
-def read_csv(path: str = "") -> list[Question]:
-    """MC1 questions from TruthfulQA's CSV: the best answer (choice 0) against every incorrect
-    answer (``;``-separated in the file), each closed with a period: the choice lists of the
-    authors' MC1 ("best correct answer vs all false answers")."""
+def hint(name: str, fields: str) -> str:
+    return ("pass a copy of the TruthfulQA repository's TruthfulQA.csv, or, for a JSON Lines file "
+            f"in the hub's schema ({fields}), add --bench-opt {name}.source=hub")
+
+
+def read_csv(path: str = "", needs: Sequence[str] = MC1_COLUMNS,
+             name: str = "truthfulqa", fields: str = "question, mc1_targets") -> list[CsvQuestion]:
+    """Every question of TruthfulQA's CSV (the installed copy, or ``path``). ``needs``: the
+    columns the caller's metric reads, which must be in the header and non-empty in every row
+    (MC1: the best answer and the incorrect ones; MC2: the correct and the incorrect ones)."""
     source = Path(path).expanduser() if path else truthfulqa_csv_path()
+    metric = "MC2" if "Correct Answers" in needs else "MC1"
+    fix = hint(name, fields)
     try:
         with source.open(encoding="utf-8-sig", newline="") as handle:  # a BOM is not a column
             reader = csv.DictReader(handle)
             columns = [c for c in reader.fieldnames or [] if c]
-            missing = [c for c in CSV_COLUMNS if c not in columns]
+            missing = [c for c in needs if c not in columns]
             if missing:
-                raise SchemaError(f"{source}: TruthfulQA's CSV needs the columns "
-                                  f"{list(CSV_COLUMNS)}; its header has {columns}; {HINT}")
-            out: list[Question] = []
+                raise SchemaError(f"{source}: {name} reads TruthfulQA's CSV, which needs the "
+                                  f"columns {list(needs)}; its header has {columns}; {fix}")
+            out: list[CsvQuestion] = []
             for row in reader:
-                at = f"{source}:{reader.line_num}"
-                fields = {c: (row.get(c) or "").strip() for c in CSV_COLUMNS}
-                wrong = [closed(a) for a in fields["Incorrect Answers"].split(";") if a.strip()]
-                if not fields["Question"] or not fields["Best Answer"] or not wrong:
-                    empty = [c for c in CSV_COLUMNS if not fields[c]]
-                    raise SchemaError(f"{at}: {fields['Question'][:60]!r} has an empty {empty}; "
-                                      "MC1 needs a question, a best answer and an incorrect one")
-                out.append(Question(f"csv/{len(out)}", fields["Question"],
-                                    (closed(fields["Best Answer"]), *wrong), 0))
+                cell = {c: (row.get(c) or "").strip() for c in (*MC1_COLUMNS, *MC2_COLUMNS)}
+                parsed = CsvQuestion(f"csv/{len(out)}", cell["Question"],
+                                     closed(cell["Best Answer"]) if cell["Best Answer"] else "",
+                                     split_answers(cell["Correct Answers"]),
+                                     split_answers(cell["Incorrect Answers"]))
+                empty = [c for c, value in (("Question", parsed.question),
+                                            ("Best Answer", parsed.best),
+                                            ("Correct Answers", parsed.correct),
+                                            ("Incorrect Answers", parsed.incorrect))
+                         if c in needs and not value]
+                if empty:
+                    raise SchemaError(f"{source}:{reader.line_num}: {parsed.question[:60]!r} has "
+                                      f"an empty {empty}; {metric} needs a value in each of {list(needs)}")
+                out.append(parsed)
     except UnicodeDecodeError as err:
         raise SchemaError(f"{source}: not UTF-8 text ({err.reason} at byte {err.start}); "
-                          f"{HINT}") from None
+                          f"{fix}") from None
     if not out:
-        raise SchemaError(f"{source}: TruthfulQA's CSV has a header and no questions; {HINT}")
+        raise SchemaError(f"{source}: TruthfulQA's CSV has a header and no questions; {fix}")
     return out
+
+
+def check_csv(name: str, path: str, needs: Sequence[str], fields: str) -> None:
+    """Start-up check of the ``csv`` source: the file exists and every row can be scored."""
+    if path and not Path(path).expanduser().is_file():
+        raise FileNotFoundError(f"{name} path {path!r}: no such file; {hint(name, fields)}")
+    read_csv(path, needs, name, fields)
+
+
+def mc1_questions(path: str = "") -> list[Question]:
+    """MC1 from TruthfulQA's CSV: the best answer (choice 0) against every incorrect answer, each
+    closed with a period: the choice lists of the authors' MC1 ("best correct answer vs all false
+    answers")."""
+    return [Question(q.id, q.question, (q.best, *q.incorrect), 0) for q in read_csv(path)]
 
 
 def read_bigbench() -> list[Question]:
@@ -172,9 +216,7 @@ class TruthfulQA(MultipleChoice):
                     "score TruthfulQA's 817 questions offline with the default source 'csv', or "
                     "lm-eval's data with --bench-opt truthfulqa.source=hub") from None
         elif source == "csv":
-            if path and not Path(path).expanduser().is_file():
-                raise FileNotFoundError(f"truthfulqa path {path!r}: no such file; {HINT}")
-            read_csv(path)
+            check_csv(self.name, path, MC1_COLUMNS, "question, mc1_targets")
         else:
             check_source(self.name, HUB, path)
         if self.options.primer:
@@ -190,7 +232,7 @@ class TruthfulQA(MultipleChoice):
     def items(self) -> list[Choice]:
         opts: TruthfulQASettings = self.options
         if opts.source == "csv":
-            questions = read_csv(opts.path)
+            questions = mc1_questions(opts.path)
         elif opts.source == "hub":
             questions = read_hub(opts.path)
         elif opts.source == "bigbench":
@@ -207,34 +249,64 @@ class TruthfulQA(MultipleChoice):
 @dataclasses.dataclass(frozen=True)
 class TruthfulQAMc2Settings:
     limit: int = 100  # questions scored (0 = all 817); a seeded, fixed subset
-    primer: bool = True  # lm-eval always puts the six-question QA primer first
-    path: str = ""  # a local JSON Lines file with question, mc2_targets, instead of the hub
-    items: str = ""  # a file of item ids ("validation/12") to score instead of the sample
+    primer: bool = True  # lm-eval, and the TruthfulQA authors, put the QA primer first
+    source: Literal["csv", "hub"] = "csv"  # TruthfulQA's CSV, or lm-eval's hub data
+    # csv: a copy of TruthfulQA.csv; hub: a JSON Lines file with question, mc2_targets
+    path: str = ""
+    items: str = ""  # a file of item ids ("csv/12", "validation/12") to score instead of the sample
 
 
-class TruthfulQAMc2(HubRecords):
-    """TruthfulQA mc2 as lm-eval's ``truthfulqa_mc2``: the probability mass of the true answers
-    among all of a question's answers (several true ones each), from the summed log-likelihood
-    of each answer after "Q: <question>\\nA:". Computed as a softmax over the answers'
-    log-likelihoods, which is lm-eval's exp / sum without its underflow. Hub data only
-    (BIG-bench's copy has one true answer per question)."""
+MC2_HUB = HubData("truthfulqa/truthful_qa", "multiple_choice", "validation",
+                  ("question", "mc2_targets"))
+
+
+class TruthfulQAMc2(Benchmark):
+    """TruthfulQA mc2: the probability mass of the true answers among all of a question's answers
+    (several true ones each), from the summed log-likelihood of each answer after
+    "Q: <question>\\nA:". Computed as a softmax over the answers' log-likelihoods, which is the
+    authors' and lm-eval's exp / sum without its underflow.
+
+    ``source = csv`` (the default, offline): TruthfulQA's CSV, every correct answer against every
+    incorrect one, each closed with a period, as the authors' MC2 builds them. ``hub``: lm-eval's
+    ``truthfulqa_mc2`` data (``mc2_targets`` of ``mc_task.json``: mostly the same answers, not the
+    same lists). BIG-bench's copy has one true answer per question, so it cannot serve mc2.
+    """
 
     name: ClassVar[str] = "truthfulqa_mc2"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"  # 2: TruthfulQA's CSV is the default source
     kind: ClassVar[Kind] = "safety"
     metrics: ClassVar[tuple[Metric, ...]] = (Metric("mc2", primary=True),)
     settings: ClassVar[type] = TruthfulQAMc2Settings
-    data: ClassVar[HubData] = HubData("truthfulqa/truthful_qa", "multiple_choice", "validation",
-                                      ("question", "mc2_targets"))
+
+    def check(self) -> None:
+        super().check()
+        if self.options.source == "csv":
+            check_csv(self.name, self.options.path, MC2_COLUMNS, "question, mc2_targets")
+        else:
+            check_source(self.name, MC2_HUB, self.options.path)
+        if self.options.primer:
+            read_primer()
+
+    def config(self) -> dict[str, Any]:
+        if self.options.source == "hub":
+            return {**super().config(), **provenance(MC2_HUB, self.options.path)}
+        return {**super().config(), **file_provenance(self.options.path)}
 
     def items(self) -> list[tuple[str, str, tuple[str, ...], tuple[int, ...]]]:
-        """(id, context, answers, labels) of the selected questions."""
+        """(id, context, answers, labels) of the selected questions; label 1: a true answer."""
         opts: TruthfulQAMc2Settings = self.options
         head = read_primer() + "\n\n" if opts.primer else ""
-        pool = [(i, f"{head}Q: {r['question']}\nA:", tuple(r["mc2_targets"]["choices"]),
-                 tuple(int(x) for x in r["mc2_targets"]["labels"]))
-                for i, r in self.records()]
-        return self.select(pool, lambda q: q[0])
+        if opts.source == "csv":
+            questions = read_csv(opts.path, MC2_COLUMNS, self.name, "question, mc2_targets")
+            pool = [(q.id, q.question, q.correct + q.incorrect,
+                     (1,) * len(q.correct) + (0,) * len(q.incorrect)) for q in questions]
+        else:
+            records = load_records(self.name, MC2_HUB, opts.path)
+            pool = [(i, r["question"], tuple(r["mc2_targets"]["choices"]),
+                     tuple(int(x) for x in r["mc2_targets"]["labels"]))
+                    for i, r in zip(ids(records, MC2_HUB.split), records)]
+        return [(i, f"{head}Q: {question}\nA:", answers, labels)
+                for i, question, answers, labels in self.select(pool, lambda q: q[0])]
 
     def evaluate(self, backend: Backend, item_ids: Sequence[str] | None = None) -> BenchmarkResult:
         chosen = restrict(self.items(), item_ids, lambda q: q[0])

@@ -30,7 +30,7 @@ PRESETS = {
                     "truthfulqa", "truthfulqa_mc2", "toxigen"),
         bench_opts=("mmlu.num_fewshot=5", "gsm8k.variant=cot", "gsm8k.num_fewshot=8",
                     "commonsense_qa.num_fewshot=7", "truthfulqa.primer=true",
-                    "truthfulqa.source=hub")),
+                    "truthfulqa.source=hub", "truthfulqa_mc2.source=hub")),
     "paper-b": Preset(
         "paper-b", "Model Editing Can Hurt General Abilities of LLMs",
         benchmarks=("efficacy", "gsm8k", "rte", "nq_open", "boolq", "mutual", "samsum",
