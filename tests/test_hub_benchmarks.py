@@ -304,7 +304,7 @@ def test_truthfulqa_mc2_reads_every_correct_answer_against_every_incorrect_one(t
     (mc1,) = create("truthfulqa", {"path": str(path)}).items()
     assert mc1.continuations == (" No.", " Yes.")
     with pytest.raises(SchemaError, match=r"TruthfulQA.csv:2: 'Is the sky green\?' has an empty "
-                                          r"\['Correct Answers'\]; MC2 needs"):
+                                          r"\['Correct Answers'\]; truthfulqa_mc2 needs"):
         create("truthfulqa_mc2", {"path": str(path)}).check()
     path.write_text("Question,Best Answer,Incorrect Answers\nIs it?,Yes,No\n")
     with pytest.raises(SchemaError, match=r"needs the columns \['Question', 'Correct Answers', "

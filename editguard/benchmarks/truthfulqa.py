@@ -104,7 +104,6 @@ def read_csv(path: str = "", needs: Sequence[str] = MC1_COLUMNS,
     columns the caller's metric reads, which must be in the header and non-empty in every row
     (MC1: the best answer and the incorrect ones; MC2: the correct and the incorrect ones)."""
     source = Path(path).expanduser() if path else truthfulqa_csv_path()
-    metric = "MC2" if "Correct Answers" in needs else "MC1"
     fix = hint(name, fields)
     try:
         with source.open(encoding="utf-8-sig", newline="") as handle:  # a BOM is not a column
@@ -128,7 +127,8 @@ def read_csv(path: str = "", needs: Sequence[str] = MC1_COLUMNS,
                          if c in needs and not value]
                 if empty:
                     raise SchemaError(f"{source}:{reader.line_num}: {parsed.question[:60]!r} has "
-                                      f"an empty {empty}; {metric} needs a value in each of {list(needs)}")
+                                      f"an empty {empty}; {name} needs a value in each of "
+                                      f"{list(needs)}")
                 out.append(parsed)
     except UnicodeDecodeError as err:
         raise SchemaError(f"{source}: not UTF-8 text ({err.reason} at byte {err.start}); "
