@@ -65,6 +65,12 @@ class Question:
     answer: int
 
 
+# The hub's copies (lm-eval's data), in the schema a local ``path`` of source ``hub`` must have
+HUB = HubData("truthfulqa/truthful_qa", "multiple_choice", "validation",
+              ("question", "mc1_targets"))
+MC2_HUB = HubData("truthfulqa/truthful_qa", "multiple_choice", "validation",
+                  ("question", "mc2_targets"))
+
 # The columns each metric reads from TruthfulQA's CSV (the file has Type, Category and Source too)
 MC1_COLUMNS = ("Question", "Best Answer", "Incorrect Answers")
 MC2_COLUMNS = ("Question", "Correct Answers", "Incorrect Answers")
@@ -93,18 +99,18 @@ def split_answers(field: str) -> tuple[str, ...]:
     return tuple(closed(a) for a in field.split(";") if a.strip())
 
 
-def hint(name: str, fields: str) -> str:
+def hint(name: str, hub: HubData) -> str:
     return ("pass a copy of the TruthfulQA repository's TruthfulQA.csv, or, for a JSON Lines file "
-            f"in the hub's schema ({fields}), add --bench-opt {name}.source=hub")
+            f"in the hub's schema ({', '.join(hub.fields)}), add --bench-opt {name}.source=hub")
 
 
 def read_csv(path: str = "", needs: Sequence[str] = MC1_COLUMNS,
-             name: str = "truthfulqa", fields: str = "question, mc1_targets") -> list[CsvQuestion]:
+             name: str = "truthfulqa", hub: HubData = HUB) -> list[CsvQuestion]:
     """Every question of TruthfulQA's CSV (the installed copy, or ``path``). ``needs``: the
     columns the caller's metric reads, which must be in the header and non-empty in every row
     (MC1: the best answer and the incorrect ones; MC2: the correct and the incorrect ones)."""
     source = Path(path).expanduser() if path else truthfulqa_csv_path()
-    fix = hint(name, fields)
+    fix = hint(name, hub)
     try:
         with source.open(encoding="utf-8-sig", newline="") as handle:  # a BOM is not a column
             reader = csv.DictReader(handle)
@@ -138,11 +144,11 @@ def read_csv(path: str = "", needs: Sequence[str] = MC1_COLUMNS,
     return out
 
 
-def check_csv(name: str, path: str, needs: Sequence[str], fields: str) -> None:
+def check_csv(name: str, path: str, needs: Sequence[str], hub: HubData) -> None:
     """Start-up check of the ``csv`` source: the file exists and every row can be scored."""
     if path and not Path(path).expanduser().is_file():
-        raise FileNotFoundError(f"{name} path {path!r}: no such file; {hint(name, fields)}")
-    read_csv(path, needs, name, fields)
+        raise FileNotFoundError(f"{name} path {path!r}: no such file; {hint(name, hub)}")
+    read_csv(path, needs, name, hub)
 
 
 def mc1_questions(path: str = "") -> list[Question]:
@@ -173,9 +179,6 @@ def read_primer() -> str:
     if found is None:
         raise ValueError(f"{path}: doc_to_text sets no prompt_qa; is it lm-eval 0.4.13's file?")
     return found.group(1).strip()
-
-
-HUB = HubData("truthfulqa/truthful_qa", "multiple_choice", "validation", ("question", "mc1_targets"))
 
 
 def read_hub(path: str = "") -> list[Question]:
@@ -216,7 +219,7 @@ class TruthfulQA(MultipleChoice):
                     "score TruthfulQA's 817 questions offline with the default source 'csv', or "
                     "lm-eval's data with --bench-opt truthfulqa.source=hub") from None
         elif source == "csv":
-            check_csv(self.name, path, MC1_COLUMNS, "question, mc1_targets")
+            check_csv(self.name, path, MC1_COLUMNS, HUB)
         else:
             check_source(self.name, HUB, path)
         if self.options.primer:
@@ -256,10 +259,6 @@ class TruthfulQAMc2Settings:
     items: str = ""  # a file of item ids ("csv/12", "validation/12") to score instead of the sample
 
 
-MC2_HUB = HubData("truthfulqa/truthful_qa", "multiple_choice", "validation",
-                  ("question", "mc2_targets"))
-
-
 class TruthfulQAMc2(Benchmark):
     """TruthfulQA mc2: the probability mass of the true answers among all of a question's answers
     (several true ones each), from the summed log-likelihood of each answer after
@@ -281,7 +280,7 @@ class TruthfulQAMc2(Benchmark):
     def check(self) -> None:
         super().check()
         if self.options.source == "csv":
-            check_csv(self.name, self.options.path, MC2_COLUMNS, "question, mc2_targets")
+            check_csv(self.name, self.options.path, MC2_COLUMNS, MC2_HUB)
         else:
             check_source(self.name, MC2_HUB, self.options.path)
         if self.options.primer:
@@ -297,7 +296,7 @@ class TruthfulQAMc2(Benchmark):
         opts: TruthfulQAMc2Settings = self.options
         head = read_primer() + "\n\n" if opts.primer else ""
         if opts.source == "csv":
-            questions = read_csv(opts.path, MC2_COLUMNS, self.name, "question, mc2_targets")
+            questions = read_csv(opts.path, MC2_COLUMNS, self.name, MC2_HUB)
             pool = [(q.id, q.question, q.correct + q.incorrect,
                      (1,) * len(q.correct) + (0,) * len(q.incorrect)) for q in questions]
         else:
