@@ -90,6 +90,9 @@ class AlphaEditEditor(MemitEditor):
         self.provenance = {**self.provenance, "algorithm": ALGORITHM,
                            "null_space_dims": kept, "key_dims": dims}
 
+    def _factorise(self) -> dict[int, torch.Tensor]:
+        return {}  # AlphaEdit's system is not MEMIT's: no (lambda C)^-1
+
     def _checkpoint(self) -> Callable[[], None]:
         saved = {layer: c.clone() for layer, c in self._edited_keys.items()}
 

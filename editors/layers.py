@@ -40,6 +40,16 @@ class ArchSpec:
     def weight_name(self, layer: int) -> str:
         return self.mlp_out.format(layer) + ".weight"
 
+    def layer_of(self, module: str) -> int:
+        """The block a module lives in: 5 for "model.layers.5.mlp.down_proj" (and for
+        "model.layers.5" itself)."""
+        prefix = self.block.removesuffix("{}")
+        index = module.removeprefix(prefix).split(".", 1)[0]
+        if not module.startswith(prefix) or not index.isdigit():
+            raise ValueError(f"{module!r} is not inside a block of a {self.family} model "
+                             f"({self.block.format('<i>')})")
+        return int(index)
+
 
 LLAMA = ArchSpec("llama", "model.layers.{}", "model.layers.{}.mlp.down_proj", "out_in",
                  "num_hidden_layers", "model.layers.{}.self_attn.o_proj")

@@ -6,7 +6,8 @@ A batch of facts is written into the MLP output matrices of several layers at on
     the plain prompt (weight 1/2) and its k prefixed versions (1/(2k) each):
         R = (z - h_current) / (layers left)                                  (n, d)
         dW_l = R^T K (lambda C_l + K^T K)^-1                                 (d, in)
-C_l = E[k k^T] over a corpus, lambda = mom2_update_weight.
+C_l = E[k k^T] over a corpus, lambda = mom2_update_weight. (lambda C_l)^-1 is computed once per
+prepare, and each edit's inverse is a Woodbury update of rank n (``update_from_inverse``).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ class MemitEditor(EditorBase):
         super().__init__(*args, **kwargs)
         self._templates: list[str] = []
         self._mom2: dict[int, torch.Tensor] = {}
+        self._inverse: dict[int, torch.Tensor] = {}  # (lambda C_l)^-1, float64
 
     def _validate(self, cfg: MemitSettings) -> None:
         check_increasing(self.name, cfg.layers)
@@ -63,6 +65,7 @@ class MemitEditor(EditorBase):
         stats = layer_stats(model, tokenizer, list(cfg.layers), cfg.stats(),
                             self.context)
         self._mom2 = {layer: s.mom2.double() for layer, s in stats.items()}
+        self._inverse = self._factorise()
         self.provenance = {"algorithm": ALGORITHM, "context_templates": self._templates,
                            "stats": [s.provenance() for s in stats.values()]}
 
@@ -120,13 +123,27 @@ class MemitEditor(EditorBase):
         keys = at_subject(model, tokenizer, ctx, ctx_subjects, [module], "in")[module]
         return average_over_templates(keys, weights)
 
+    def _factorise(self) -> dict[int, torch.Tensor]:
+        """(lambda C_l)^-1 per layer, once per prepare (AlphaEdit, which solves another
+        system, has none)."""
+        weight = self._cfg.mom2_update_weight
+        return {layer: torch.linalg.inv(weight * mom2) for layer, mom2 in self._mom2.items()}
+
     def _layer_update(self, layer: int, keys: torch.Tensor, resid: torch.Tensor) -> torch.Tensor:
         """(n, in) keys, (n, d) residuals -> (d, in) update: R^T K (lambda C + K^T K)^-1."""
-        mom2 = self._mom2[layer].to(keys.device)  # (in, in)
-        system = self._cfg.mom2_update_weight * mom2 + keys.T @ keys  # (in, in)
-        adj = torch.linalg.solve(system, keys.T)  # (in, n)
-        return resid.T @ adj.T  # (d, in)
+        return update_from_inverse(self._inverse[layer].to(keys.device), keys, resid)
 
     def _after_update(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
                       requests: list[EditRequest]) -> None:
         """Work once every layer is updated (AlphaEdit records the new keys); MEMIT has none."""
+
+
+def update_from_inverse(inverse: torch.Tensor, keys: torch.Tensor,
+                        resid: torch.Tensor) -> torch.Tensor:
+    """R^T K (A + K^T K)^-1 from A^-1 (in, in), keys K (n, in) and residuals R (n, d), by
+    Woodbury: (A + K^T K)^-1 K^T = A^-1 K^T (I_n + K A^-1 K^T)^-1, an n x n solve instead of
+    an in x in one. Float64 in, float64 out: (d, in)."""
+    a_inv_kt = inverse @ keys.T  # (in, n)
+    small = torch.eye(len(keys), dtype=keys.dtype, device=keys.device) + keys @ a_inv_kt  # (n, n)
+    adj = torch.linalg.solve(small, a_inv_kt.T)  # (n, in) = ((A + K^T K)^-1 K^T)^T, small symmetric
+    return resid.T @ adj  # (d, in)

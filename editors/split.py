@@ -1,29 +1,75 @@
-"""Edit prompts run in two parts: the tokens before the subject's last token once, the rest per step.
+"""Edit prompts in two parts: tokens before the subject's last token once, the rest per step.
 
-The value optimisation changes one hidden vector, at the subject's last token. Every token
-before it (a context prefix, the start of the prompt, the subject's first tokens) attends only
-to earlier tokens, so its keys and values are the same at every optimisation step. A
-``SplitBatch`` runs those heads once and keeps their KV cache; each step then runs only the
-tails, which start at the subject's last token (column 0) and attend to the cached heads.
+The value optimisation changes one hidden vector, at the subject's last token, at or above
+block ``start`` (the first block holding an edited module). Two things are the same at every
+optimisation step, and a ``SplitBatch`` computes them once:
+  - the heads: every token before the subject's last token (a context prefix, the start of the
+    prompt, the subject's first tokens) attends only to earlier tokens, so its keys and values
+    in every block are fixed; they are run once and kept as a KV cache;
+  - the tails below ``start``: the tail tokens' residual stream entering block ``start`` does
+    not depend on the delta either; it is recorded once, and per step blocks 0..start-1 are
+    replaced by that recording (the tails attend to the heads' cache only in blocks >= start).
+Each step then runs the tails, which start at the subject's last token (column 0), through
+blocks start..L-1 only.
 
 Layout, per row i with subject token s_i and length n_i:
     head: ids[:s_i], left-padded to H columns      (run once, no gradient)
-    tail: ids[s_i:], right-padded to W columns     (run every step)
+    tail: ids[s_i:], right-padded to W columns     (blocks >= start run every step)
     mask: (B, H + W), positions: head 0..s_i-1, tail s_i..n_i-1, so each row sees exactly what
-    it sees alone. On a 17-token prompt whose subject ends at token 12, a step computes 5
-    positions instead of 17.
+    it sees alone. On a 17-token prompt whose subject ends at token 12, edited at block 5 of 30,
+    a step computes 5 positions in 25 blocks instead of 17 positions in 30.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
 
 import torch
 from transformers import DynamicCache, PreTrainedModel
 
+from editguard.editors.layers import arch_for
+from editguard.editors.nethook import StopForward
 from editguard.lm import cache as kv
+
+
+class _Replay(torch.nn.Module):
+    """Stands in for a block below ``start``: returns the recorded output of block start-1,
+    whatever it is given."""
+
+    def __init__(self, output: Any) -> None:
+        super().__init__()
+        self.output = output
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        return self.output
+
+
+def _blocks(model: PreTrainedModel) -> torch.nn.ModuleList:
+    """The model's list of transformer blocks (``ArchSpec.block`` without its index)."""
+    path = arch_for(model).block.removesuffix(".{}")
+    blocks = model.get_submodule(path)
+    if not isinstance(blocks, torch.nn.ModuleList):
+        raise TypeError(f"{path} of {type(model).__name__} is not a ModuleList of blocks")
+    return blocks
+
+
+@contextmanager
+def _replayed(model: PreTrainedModel, start: int, output: Any) -> Iterator[None]:
+    """Blocks 0..start-1 replaced by ``_Replay(output)`` inside the block, put back after."""
+    blocks = _blocks(model)
+    originals = [blocks[i] for i in range(start)]
+    replay = _Replay(output)
+    try:
+        for i in range(start):
+            blocks[i] = replay
+        yield
+    finally:
+        for i, block in enumerate(originals):
+            blocks[i] = block
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,15 +78,21 @@ class SplitBatch:
     mask: torch.Tensor  # (B, H + W)
     positions: torch.Tensor  # (B, W)
     heads: DynamicCache  # KV of the heads, H positions; never extended (copied per forward)
+    start: int = 0  # the first block a step runs
+    below: Any = None  # block start-1's output for the tails (B, W, d), as the block returns it
 
     @classmethod
     @torch.no_grad()
     def build(cls, model: PreTrainedModel, rows: Sequence[Sequence[int]],
-              subject_pos: Sequence[int], pad: int, device: torch.device) -> "SplitBatch":
+              subject_pos: Sequence[int], pad: int, device: torch.device,
+              start: int = 0) -> "SplitBatch":
         heads = [list(r[:s]) for r, s in zip(rows, subject_pos, strict=True)]
         tails = [list(r[s:]) for r, s in zip(rows, subject_pos, strict=True)]
         if any(not t for t in tails):
             raise ValueError("a subject position lies past the end of its row")
+        if not 0 <= start < len(_blocks(model)):
+            raise ValueError(f"start block {start} is not a block of this "
+                             f"{len(_blocks(model))}-block model")
         head_len = max(len(h) for h in heads)
         cache = DynamicCache(config=model.config)
         if head_len:
@@ -53,9 +105,31 @@ class SplitBatch:
         lengths = torch.tensor([len(h) for h in heads], device=device)[:, None]  # (B, 1)
         positions = lengths + torch.arange(width, device=device)[None]  # (B, W)
         mask = torch.cat([head_mask, tail_mask], dim=1)  # (B, H + W)
-        return cls(tail_ids, mask, positions, cache)
+        batch = cls(tail_ids, mask, positions, cache)
+        if start == 0:
+            return batch
+        recorded: list[Any] = []
+
+        def record(module: torch.nn.Module, args: Any, output: Any) -> None:
+            recorded.append(output)
+            raise StopForward  # the blocks above run per step
+
+        handle = _blocks(model)[start - 1].register_forward_hook(record)
+        try:
+            batch._forward(model)
+        except StopForward:
+            pass
+        finally:
+            handle.remove()
+        return dataclasses.replace(batch, start=start, below=recorded[0])
 
     def hidden(self, model: PreTrainedModel) -> torch.Tensor:
         """(B, W, d) final hidden states of the tails; column 0 is each row's subject token."""
+        if self.start == 0:
+            return self._forward(model)
+        with _replayed(model, self.start, self.below):
+            return self._forward(model)
+
+    def _forward(self, model: PreTrainedModel) -> torch.Tensor:
         cache = copy.deepcopy(self.heads)  # the forward appends the tails to it
         return kv.forward(model, self.tail_ids, self.mask, self.positions, cache)

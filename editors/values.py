@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from editguard.editors.layers import arch_for
 from editguard.editors.nethook import Trace
 from editguard.editors.prompts import encode_with_subject, fill
 from editguard.editors.split import SplitBatch
@@ -133,9 +134,10 @@ def optimise_value(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, m
                    settings: ValueSettings, split: bool = True) -> Value:
     """The delta at ``module``'s output that makes the model say ``request.target_new``.
 
-    ``split`` runs each prompt's tokens before the subject once (``SplitBatch``); without it
-    every step runs the whole prompts, as the reference code does (same result to float
-    rounding, several times slower; kept as the reference for tests and perf.editing).
+    ``split`` runs each prompt's tokens before the subject once, and the rest of it through the
+    blocks below ``module``'s once (``SplitBatch``); without it every step runs the whole
+    prompts through every block, as the reference code does (same result to float rounding,
+    several times slower; kept as the reference for tests and perf.editing).
     """
     return optimise_values(model, tokenizer, [module], request, templates, settings, split)[0]
 
@@ -216,7 +218,8 @@ def _optimise_batch(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
 
     forward: Callable[[], torch.Tensor]
     if split:  # columns count from each row's subject token
-        batch = SplitBatch.build(model, rows, lookups, pad_id(tokenizer), device)
+        start = min(arch_for(model).layer_of(m) for m in modules)  # blocks below: once
+        batch = SplitBatch.build(model, rows, lookups, pad_id(tokenizer), device, start)
         score_pos = score_pos - subject_pos[score_rows]
         subject_pos = torch.zeros_like(subject_pos)
         forward = functools.partial(batch.hidden, model)  # (B, W, d)

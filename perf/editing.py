@@ -1,14 +1,16 @@
 """Seconds per ROME and MEMIT edit, against a reference that recomputes everything every step.
 
-    .venv/bin/python -m perf.editing [--model smollm2-135m] [--edits 8]
+    .venv/bin/python -m perf.editing [--model smollm2-135m] [--edits 8] [--threads N]
 
 Both sides run the same algorithm with the same hyperparameters (editors/configs) on the same
 requests of the embedded edit set, each edit made on the unedited model and undone after. The
 reference is written here from the papers' code, as EasyEdit runs it: every optimisation step
 is one forward pass of the model over every whole prompt with logits over the whole vocabulary
 at every position, and MEMIT optimises its requests' target vectors one after another. editguard
-runs each prompt's tokens before the subject once (``SplitBatch``), projects only the scored
-positions onto the vocabulary, and optimises a MEMIT batch's requests together.
+runs each prompt's tokens before the subject once, and the rest through the blocks below the
+edited one once (``SplitBatch``), projects only the scored positions onto the vocabulary, and
+optimises a MEMIT batch's requests together. ``--threads`` sets torch's thread count for both
+sides (default: torch's own, one per core).
 
 Printed per method: seconds per edit on each side and their ratio, rewrite success on each side
 (the new target more likely than the true one on the edit prompt), how far the two updates are
@@ -159,14 +161,22 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default="smollm2-135m")
     parser.add_argument("--edits", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
+    if args.edits < 1:
+        parser.error(f"--edits {args.edits}: give at least 1")
+    if args.threads is not None:
+        if args.threads < 1:
+            parser.error(f"--threads {args.threads}: give at least 1 (or leave it out)")
+        torch.set_num_threads(args.threads)
     lm = load(ModelSpec(args.model), editguard_home())
     model, tokenizer = lm.model, lm.tokenizer
     requests = sample(load_edit_source("embedded"), args.edits, seed=0)
     context = PrepareContext(fingerprint=lm.fingerprint, cache_dir=editguard_home(),
                              corpus=load_corpus)
-    print(f"{args.model} on {torch.get_num_threads()} threads, {len(requests)} edit requests; "
-          "seconds per edit, rewrite success (new target over the true one), update gap")
+    threads = torch.get_num_threads()
+    print(f"{args.model} on {threads} thread{'' if threads == 1 else 's'}, {len(requests)} edit "
+          "requests; seconds per edit, rewrite success (new target over the true one), update gap")
     singles = [[r] for r in requests]
     cases: list[tuple[str, type[EditorBase], type[EditorBase], list[list[EditRequest]]]] = [
         ("rome", RomeEditor, ReferenceRome, singles),

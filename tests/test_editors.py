@@ -98,6 +98,22 @@ def test_memit_writes_a_batch_across_its_layers(arch, model, tokenizer, cache):
     assert len(handle.batches) == 1  # one apply() call, one record of its stats
 
 
+@pytest.mark.parametrize("n", [1, 2])
+def test_memit_update_from_the_prepared_inverse_is_the_direct_solve(arch, model, tokenizer,
+                                                                    cache, n):
+    editor = create("memit", TINY_METHOD_OPTIONS["memit"])
+    editor.prepare(model, tokenizer, prepare_context(cache, f"tiny-{arch}"))
+    layer = editor.resolve(model).layers[0]
+    keys = editor._keys(model, tokenizer, REQUESTS[:n], layer)  # (n, in) float64
+    resid = torch.randn(n, model.config.hidden_size, dtype=torch.float64,
+                        generator=torch.Generator().manual_seed(0))
+    system = editor.resolve(model).mom2_update_weight * editor._mom2[layer] + keys.T @ keys
+    direct = resid.T @ torch.linalg.solve(system, keys.T).T  # (d, in)
+    ours = editor._layer_update(layer, keys, resid)
+    assert float(direct.norm()) > 0
+    torch.testing.assert_close(ours, direct, rtol=1e-9, atol=1e-12 * float(direct.abs().max()))
+
+
 def test_rome_refuses_a_batch(model, tokenizer, cache):
     editor = create("rome", TINY_METHOD_OPTIONS["rome"])
     editor.prepare(model, tokenizer, prepare_context(cache))
