@@ -58,6 +58,7 @@ class AlphaEditEditor(MemitEditor):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self._mom2: dict[int, torch.Tensor] = {}  # E[k k^T] per layer, (in, in) float64
         self._projectors: dict[int, torch.Tensor] = {}
         self._edited_keys: dict[int, torch.Tensor] = {}  # C_prev per layer, (in, in) float64
 
@@ -71,7 +72,7 @@ class AlphaEditEditor(MemitEditor):
                              "(--method-opt alphaedit.l2=10)")
 
     def _prepare(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> None:
-        super()._prepare(model, tokenizer)  # templates and E[k k^T] per layer
+        super()._prepare(model, tokenizer)  # templates and E[k k^T] per layer (_keep_statistics)
         cfg: AlphaEditSettings = self._cfg
         kept: dict[str, int] = {}
         for layer, mom2 in self._mom2.items():
@@ -90,8 +91,8 @@ class AlphaEditEditor(MemitEditor):
         self.provenance = {**self.provenance, "algorithm": ALGORITHM,
                            "null_space_dims": kept, "key_dims": dims}
 
-    def _factorise(self) -> dict[int, torch.Tensor]:
-        return {}  # AlphaEdit's system is not MEMIT's: no (lambda C)^-1
+    def _keep_statistics(self, mom2: dict[int, torch.Tensor]) -> None:
+        self._mom2 = mom2  # the null-space projectors come from C_l; MEMIT's inverse is not used
 
     def _checkpoint(self) -> Callable[[], None]:
         saved = {layer: c.clone() for layer, c in self._edited_keys.items()}

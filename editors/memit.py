@@ -48,8 +48,7 @@ class MemitEditor(EditorBase):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._templates: list[str] = []
-        self._mom2: dict[int, torch.Tensor] = {}
-        self._inverse: dict[int, torch.Tensor] = {}  # (lambda C_l)^-1, float64
+        self._inverse: dict[int, torch.Tensor] = {}  # (lambda C_l)^-1 per layer, float64
 
     def _validate(self, cfg: MemitSettings) -> None:
         check_increasing(self.name, cfg.layers)
@@ -64,8 +63,7 @@ class MemitEditor(EditorBase):
                                             cfg.context_length, self.context.seed)
         stats = layer_stats(model, tokenizer, list(cfg.layers), cfg.stats(),
                             self.context)
-        self._mom2 = {layer: s.mom2.double() for layer, s in stats.items()}
-        self._inverse = self._factorise()
+        self._keep_statistics({layer: s.mom2.double() for layer, s in stats.items()})
         self.provenance = {"algorithm": ALGORITHM, "context_templates": self._templates,
                            "stats": [s.provenance() for s in stats.values()]}
 
@@ -123,11 +121,11 @@ class MemitEditor(EditorBase):
         keys = at_subject(model, tokenizer, ctx, ctx_subjects, [module], "in")[module]
         return average_over_templates(keys, weights)
 
-    def _factorise(self) -> dict[int, torch.Tensor]:
-        """(lambda C_l)^-1 per layer, once per prepare (AlphaEdit, which solves another
-        system, has none)."""
+    def _keep_statistics(self, mom2: dict[int, torch.Tensor]) -> None:
+        """What the updates need of C_l = E[k k^T] (in, in) per layer: for MEMIT only
+        (lambda C_l)^-1, inverted here once per prepare."""
         weight = self._cfg.mom2_update_weight
-        return {layer: torch.linalg.inv(weight * mom2) for layer, mom2 in self._mom2.items()}
+        self._inverse = {layer: torch.linalg.inv(weight * c) for layer, c in mom2.items()}
 
     def _layer_update(self, layer: int, keys: torch.Tensor, resid: torch.Tensor) -> torch.Tensor:
         """(n, in) keys, (n, d) residuals -> (d, in) update: R^T K (lambda C + K^T K)^-1."""

@@ -59,7 +59,7 @@ def _blocks(model: PreTrainedModel) -> torch.nn.ModuleList:
 
 @contextmanager
 def _replayed(model: PreTrainedModel, start: int, output: Any) -> Iterator[None]:
-    """Blocks 0..start-1 replaced by ``_Replay(output)`` inside the block, put back after."""
+    """Blocks 0..start-1 replaced by ``_Replay(output)`` within the ``with``, put back after."""
     blocks = _blocks(model)
     originals = [blocks[i] for i in range(start)]
     replay = _Replay(output)

@@ -8,6 +8,7 @@ import torch
 from editguard.editors.base import EditHandle
 from editguard.editors.layers import GPT2, LLAMA, arch_for, to_out_in
 from editguard.editors.registry import create
+from editguard.editors.stats import layer_stats
 from editguard.edits.request import EditRequest, Neighbour
 from editguard.models.loading import module_structure
 from tests.tiny import TINY_METHOD_OPTIONS, prepare_context, tiny_model
@@ -103,11 +104,13 @@ def test_memit_update_from_the_prepared_inverse_is_the_direct_solve(arch, model,
                                                                     cache, n):
     editor = create("memit", TINY_METHOD_OPTIONS["memit"])
     editor.prepare(model, tokenizer, prepare_context(cache, f"tiny-{arch}"))
-    layer = editor.resolve(model).layers[0]
+    layer = editor.resolve(model).layers[0]  # its statistics: from the prepared cache
     keys = editor._keys(model, tokenizer, REQUESTS[:n], layer)  # (n, in) float64
     resid = torch.randn(n, model.config.hidden_size, dtype=torch.float64,
                         generator=torch.Generator().manual_seed(0))
-    system = editor.resolve(model).mom2_update_weight * editor._mom2[layer] + keys.T @ keys
+    cfg = editor.resolve(model)
+    mom2 = layer_stats(model, tokenizer, [layer], cfg.stats(), editor.context)[layer].mom2
+    system = cfg.mom2_update_weight * mom2.double() + keys.T @ keys  # (in, in)
     direct = resid.T @ torch.linalg.solve(system, keys.T).T  # (d, in)
     ours = editor._layer_update(layer, keys, resid)
     assert float(direct.norm()) > 0
