@@ -5,7 +5,8 @@ A forward hook on one MLP output projection holds a codebook of (key, value, rad
     key   = the projection's input at the last token of the edit prompt          (in,)
     value = what the projection outputs there instead; trained so that the model says the new
             target (Adam, ``n_iter`` steps at ``edit_lr``; started at uniform noise, GRACE's
-            "cold" init, seeded)                                                   (out,)
+            "cold" init, seeded; each step runs only the target's positions through the
+            blocks from the edited layer up, the rest once: ``train_value``)        (out,)
     radius epsilon, ``init_epsilon`` at first (the deferral radius)
 
 At every position whose input lies within some entry's radius (Euclidean, nearest entry) the
@@ -21,6 +22,7 @@ Restore removes the hook; the codebook goes back to what it was before each undo
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -31,9 +33,12 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from editguard.editors.base import EditorBase
 from editguard.editors.layers import arch_for, layer_field
 from editguard.editors.nethook import Trace
+from editguard.editors.split import SplitBatch
 from editguard.editors.values import frozen
 from editguard.edits.request import EditRequest
 from editguard.lm.device import model_device
+from editguard.lm.forward import final_hidden, logits_from_hidden
+from editguard.lm.tokens import pad_id
 from editguard.settings import at_least
 
 ALGORITHM = {"method": "GRACE (Hartvigsen et al., 2023)", "follows": "EasyEdit GRACE",
@@ -147,8 +152,6 @@ class GraceEditor(EditorBase):
         target = tokenizer(" " + request.target_new, add_special_tokens=False)["input_ids"]
         ids = torch.tensor([prompt + target[:-1]], device=device)  # (1, T)
         where = len(prompt) - 1  # the last prompt token: the key's position
-        labels = torch.tensor(target, device=device)  # (N,)
-        label_pos = torch.arange(where, where + len(target), device=device)  # (N,)
 
         with torch.no_grad(), Trace(model, [module_name], keep_inputs=True,
                                     keep_outputs=True) as trace:
@@ -169,30 +172,61 @@ class GraceEditor(EditorBase):
             value = torch.rand(out.shape[-1], generator=generator).to(out.device, out.dtype)
         else:
             value = book.values[widened].detach().clone()
-        value.requires_grad_(True)
-        optimiser = torch.optim.Adam([value], lr=cfg.edit_lr)
-
-        def train_value(output: torch.Tensor, _: str) -> torch.Tensor:
-            replaced = output.clone()
-            # the edit prompt's own position
-            replaced[0, where] = value.to(output.device, output.dtype)
-            return replaced
-
-        nll = float("inf")
-        with frozen(model), torch.enable_grad():
-            for _ in range(cfg.n_iter):
-                optimiser.zero_grad()
-                with Trace(model, [module_name], edit=train_value, detach=False):
-                    logits = model(input_ids=ids).logits[0]  # (T, V)
-                logp = F.log_softmax(logits[label_pos].float(), dim=-1)  # (N, V)
-                loss = -logp.gather(1, labels[:, None]).mean()
-                nll = float(loss.detach())
-                loss.backward()
-                optimiser.step()
+        nll = train_value(model, module_name, prompt, target, value, cfg.n_iter, cfg.edit_lr,
+                          pad_id(tokenizer))
         entry = _admit(book, key, value.detach(), request.target_new, cfg.init_epsilon, close)
         self._install(model)
         return {"target_nll": nll, "codebook_entries": len(book.targets),
                 "radius": float(book.radii[entry])}
+
+
+def train_value(model: PreTrainedModel, module: str, prompt: list[int], target: list[int],
+                value: torch.Tensor, n_iter: int, lr: float, pad: int,
+                split: bool = True) -> float:
+    """Train ``value`` (out,) in place with Adam: ``module``'s output at the prompt's last token
+    is replaced by it, and the loss is the mean NLL of the target's tokens teacher-forced after
+    the prompt. The final NLL.
+
+    ``split`` runs the tokens before the prompt's last once, and the rest through the blocks
+    below ``module``'s once (``SplitBatch``); a step then runs the target's few positions through
+    the blocks from ``module``'s up. Without it every step runs the whole row through every
+    block (same result to float rounding; kept as the reference for tests).
+    """
+    device = model_device(model)
+    row, where = prompt + target[:-1], len(prompt) - 1  # where: the key's position
+    labels = torch.tensor(target, device=device)  # (N,)
+    forward: Callable[[], torch.Tensor]
+    if split:
+        start = arch_for(model).layer_of(module)
+        batch = SplitBatch.build(model, [row], [where], pad, device, start)
+        at = 0  # the tail's column 0 is position ``where``
+        forward = functools.partial(batch.hidden, model)  # (1, W, d)
+    else:
+        ids = torch.tensor([row], device=device)  # (1, T)
+        at = where
+        forward = functools.partial(final_hidden, model, ids, torch.ones_like(ids))  # (1, T, d)
+    label_cols = torch.arange(at, at + len(target), device=device)  # (N,)
+
+    def replace(output: torch.Tensor, _: str) -> torch.Tensor:
+        replaced = output.clone()
+        replaced[0, at] = value.to(output.device, output.dtype)
+        return replaced
+
+    value.requires_grad_(True)
+    optimiser = torch.optim.Adam([value], lr=lr)
+    nll = float("inf")
+    with frozen(model), torch.enable_grad():
+        for _ in range(n_iter):
+            optimiser.zero_grad()
+            with Trace(model, [module], edit=replace, detach=False):
+                hidden = forward()[0, label_cols]  # (N, d)
+            logp = F.log_softmax(logits_from_hidden(model, hidden).float(), dim=-1)  # (N, V)
+            loss = -logp.gather(1, labels[:, None]).mean()
+            nll = float(loss.detach())
+            loss.backward()
+            optimiser.step()
+    value.requires_grad_(False)
+    return nll
 
 
 def _admit(book: Codebook, key: torch.Tensor, value: torch.Tensor, target: str,

@@ -6,7 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from editguard.editors.grace import train_value
+from editguard.editors.layers import arch_for
 from editguard.edits.request import EditRequest
+from editguard.lm.tokens import pad_id
 from editguard.models.digest import fingerprint
 from editguard.models.loading import LoadedModel, module_structure
 from editguard.models.spec import ModelSpec
@@ -76,3 +79,25 @@ def test_a_hook_left_behind_is_named_by_the_structure_check(tokenizer):
     model.model.layers[0].mlp.down_proj = torch.nn.Sequential(model.model.layers[0].mlp.down_proj)
     assert "module model.layers.0.mlp.down_proj is a Sequential, was a Linear" in \
         loaded.changed_structure()
+
+
+@pytest.mark.parametrize("installed", [False, True])
+def test_a_value_trains_the_same_with_and_without_the_split(prepared, tokenizer, installed):
+    """The split (positions before the prompt's last and the blocks below the layer run once)
+    trains the value the whole forward trains, with and without a codebook on the layer."""
+    model, editor = prepared
+    if installed:  # the hook of an earlier edit's entry is on the module while this one trains
+        editor.apply(model, tokenizer, [REQUESTS[0]])
+    module = arch_for(model).mlp_out_name(editor.resolve(model).layer)
+    request = REQUESTS[1]
+    prompt = tokenizer(request.text)["input_ids"]
+    target = tokenizer(" " + request.target_new, add_special_tokens=False)["input_ids"]
+    start = torch.rand(model.config.hidden_size, generator=torch.Generator().manual_seed(0))
+    trained = {}
+    for split in (True, False):
+        value = start.clone()
+        nll = train_value(model, module, prompt, target, value, 8, 1.0, pad_id(tokenizer), split)
+        trained[split] = (value, nll)
+    assert not torch.equal(trained[True][0], start)  # it trained
+    torch.testing.assert_close(trained[True][0], trained[False][0], atol=1e-4, rtol=1e-3)
+    assert trained[True][1] == pytest.approx(trained[False][1], abs=1e-4)
