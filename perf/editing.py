@@ -12,9 +12,12 @@ edited one once (``SplitBatch``), projects only the scored positions onto the vo
 optimises a MEMIT batch's requests together. ``--threads`` sets torch's thread count for both
 sides (default: torch's own, one per core).
 
-Printed per method: seconds per edit on each side and their ratio, rewrite success on each side
-(the new target more likely than the true one on the edit prompt), how far the two updates are
-apart, and the process's peak RSS before and after the ROME edits.
+Printed first: how many token rows one ROME step multiplies by each weight matrix on each side,
+and the matmul rate of the model's MLP output matrices at those row counts (why a single edit
+gains less than its share of arithmetic). Then per method: seconds per edit on each side and
+their ratio, rewrite success on each side (the new target more likely than the true one on the
+edit prompt), how far the two updates are apart, and the process's peak RSS before and after
+the ROME edits.
 """
 
 from __future__ import annotations
@@ -35,8 +38,9 @@ from editguard.data.paths import editguard_home
 from editguard.editors.base import EditorBase, PrepareContext
 from editguard.editors.memit import MemitEditor
 from editguard.editors.nethook import Trace
-from editguard.editors.prompts import encode_with_subject, fill
-from editguard.editors.rome import RomeEditor
+from editguard.editors.layers import arch_for, n_layers, to_out_in
+from editguard.editors.prompts import context_templates, encode_with_subject, fill
+from editguard.editors.rome import RomeEditor, RomeSettings
 from editguard.editors.values import (Value, ValueSettings, decay_term, essence_prompt, frozen,
                                       kl_term)
 from editguard.edits.request import EditRequest
@@ -153,6 +157,39 @@ def gap(ours: list[dict[str, torch.Tensor]], ref: list[dict[str, torch.Tensor]])
     return max(float((a[n] - b[n]).norm() / b[n].norm()) for a, b in zip(ours, ref) for n in a)
 
 
+def step_rows(tokenizer: PreTrainedTokenizerBase, request: EditRequest,
+              templates: Sequence[str]) -> tuple[int, int]:
+    """Token rows one optimisation step of ``request`` multiplies by each weight matrix, padding
+    included: editguard's (each prompt from the subject's last token, ``SplitBatch``'s tails)
+    and the reference's (whole prompts)."""
+    target = tokenizer(" " + request.target_new, add_special_tokens=False)["input_ids"]
+    rows = [encode_with_subject(tokenizer, fill(t, request.text), request.subject)
+            for t in templates]
+    rows = [(ids + target[:-1], where) for ids, where in rows]
+    rows.append(essence_prompt(tokenizer, request.subject))
+    tails = max(len(ids) - where for ids, where in rows)
+    whole = max(len(ids) for ids, _ in rows)
+    return len(rows) * tails, len(rows) * whole
+
+
+@torch.no_grad()
+def matmul_rate(model: PreTrainedModel, n_rows: int, repeats: int = 3) -> float:
+    """GFLOP/s of (n_rows, in) @ W^T over the model's MLP output matrices, each streamed from
+    memory once per pass (together they exceed the CPU's caches), best of ``repeats``."""
+    arch = arch_for(model)
+    weights = [to_out_in(model.get_parameter(arch.weight_name(layer)), arch)  # (out, in)
+               for layer in range(n_layers(model))]
+    x = torch.randn(n_rows, weights[0].shape[1], device=weights[0].device)
+    flops = sum(2 * n_rows * w.shape[0] * w.shape[1] for w in weights)
+    best = math.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for w in weights:
+            F.linear(x, w)
+        best = min(best, time.perf_counter() - start)
+    return flops / best / 1e9
+
+
 def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
@@ -177,6 +214,14 @@ def main() -> None:
     threads = torch.get_num_threads()
     print(f"{args.model} on {threads} thread{'' if threads == 1 else 's'}, {len(requests)} edit "
           "requests; seconds per edit, rewrite success (new target over the true one), update gap")
+    rome: RomeSettings = RomeEditor().resolve(model)
+    templates = context_templates(model, tokenizer, rome.context_templates, rome.context_length,
+                                  context.seed)
+    ours_rows, ref_rows = step_rows(tokenizer, requests[0], templates)
+    print(f"one ROME step of the first request multiplies {ours_rows} token rows by each weight "
+          f"matrix here, {ref_rows} in the reference; the model's MLP output matrices at those "
+          f"rows: {matmul_rate(model, ours_rows):.0f} vs {matmul_rate(model, ref_rows):.0f} "
+          "GFLOP/s")
     singles = [[r] for r in requests]
     cases: list[tuple[str, type[EditorBase], type[EditorBase], list[list[EditRequest]]]] = [
         ("rome", RomeEditor, ReferenceRome, singles),
