@@ -154,8 +154,8 @@ class GraceEditor(EditorBase):
         where = len(prompt) - 1  # the last prompt token: the key's position
 
         with torch.no_grad(), Trace(model, [module_name], keep_inputs=True,
-                                    keep_outputs=True) as trace:
-            model(input_ids=ids)
+                                    keep_outputs=True, stop=True) as trace:
+            model(input_ids=ids)  # up to the codebook layer
         key = trace.inputs[module_name][0, where].detach()  # (in,)
         out = trace.outputs[module_name]  # (1, T, out)
         if self._book is None:

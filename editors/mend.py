@@ -33,11 +33,10 @@ checksum, under a file lock (parallel workers train it once).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import torch
@@ -47,8 +46,9 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from editguard import integrity
 from editguard.editors import artifacts
 from editguard.editors.base import EditorBase
-from editguard.editors.layers import (ArchSpec, arch_for, check_increasing, from_out_in,
-                                      layer_field, to_out_in)
+from editguard.editors.blocks import starting_at
+from editguard.editors.layers import (arch_for, check_increasing, from_out_in, layer_field,
+                                      to_out_in)
 from editguard.editors.nethook import Trace
 from editguard.editors.values import frozen
 from editguard.edits.request import EditRequest
@@ -148,47 +148,14 @@ class Rows:
         return cls(ids, hidden, mask, r_, p_, t_)
 
 
-def _layer_list(model: PreTrainedModel, spec: ArchSpec) -> tuple[torch.nn.Module, str]:
-    """The module that holds the blocks' ModuleList, and the list's attribute name."""
-    parent, _, attr = spec.block.removesuffix(".{}").rpartition(".")
-    return model.get_submodule(parent), attr
-
-
-@contextlib.contextmanager
-def upper_blocks(model: PreTrainedModel, first: int) -> Iterator[None]:
-    """Within the block, the model's block list holds only blocks ``first`` and up."""
-    parent, attr = _layer_list(model, arch_for(model))
-    blocks = getattr(parent, attr)
-    setattr(parent, attr, torch.nn.ModuleList(list(blocks)[first:]))
-    try:
-        yield
-    finally:
-        setattr(parent, attr, blocks)
-
-
 def upper_hidden(model: PreTrainedModel, first: int, batch: Rows,
                  hidden: torch.Tensor | None = None) -> torch.Tensor:
     """(R, T, d) final hidden states of ``batch`` from its residual stream entering block
-    ``first`` (``hidden``, or the stored one): only that block and those above it run. The
-    embeddings still run on the row's ids (cheap), so every family's own position handling
-    stays as it is; block ``first`` then gets the stored stream instead of theirs."""
+    ``first`` (``hidden``, or the stored one): only that block and those above it run
+    (``blocks.starting_at``)."""
     stream = batch.hidden if hidden is None else hidden  # (R, T, d)
-
-    def replace(module: torch.nn.Module, args: tuple[Any, ...],
-                kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
-        if args:
-            return (stream.to(args[0].device, args[0].dtype), *args[1:]), kwargs
-        mine = kwargs["hidden_states"]
-        return args, {**kwargs, "hidden_states": stream.to(mine.device, mine.dtype)}
-
-    block = model.get_submodule(arch_for(model).block_name(first))
-    handle = block.register_forward_pre_hook(replace, with_kwargs=True)
-    try:
-        with upper_blocks(model, first):
-            out = model.base_model(input_ids=batch.ids, attention_mask=batch.mask,
-                                   use_cache=False)
-    finally:
-        handle.remove()
+    with starting_at(model, first, stream):
+        out = model.base_model(input_ids=batch.ids, attention_mask=batch.mask, use_cache=False)
     return out.last_hidden_state.to(stream.device)  # (R, T, d)
 
 

@@ -7,8 +7,9 @@ optimisation step, and a ``SplitBatch`` computes them once:
     prompt, the subject's first tokens) attends only to earlier tokens, so its keys and values
     in every block are fixed; they are run once and kept as a KV cache;
   - the tails below ``start``: the tail tokens' residual stream entering block ``start`` does
-    not depend on the delta either; it is recorded once, and per step blocks 0..start-1 are
-    replaced by that recording (the tails attend to the heads' cache only in blocks >= start).
+    not depend on the delta either; it is recorded once, and per step only blocks start and up
+    run, on that recording (``blocks.starting_at``; the tails attend to the heads' cache only in
+    blocks >= start).
 Each step then runs the tails, which start at the subject's last token (column 0), through
 blocks start..L-1 only.
 
@@ -24,52 +25,15 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from typing import Any
+from collections.abc import Sequence
 
 import torch
 from transformers import DynamicCache, PreTrainedModel
 
-from editguard.editors.layers import arch_for
-from editguard.editors.nethook import StopForward
+from editguard.editors.blocks import starting_at
+from editguard.editors.layers import arch_for, n_layers
+from editguard.editors.nethook import Trace
 from editguard.lm import cache as kv
-
-
-class _Replay(torch.nn.Module):
-    """Stands in for a block below ``start``: returns the recorded output of block start-1,
-    whatever it is given."""
-
-    def __init__(self, output: Any) -> None:
-        super().__init__()
-        self.output = output
-
-    def forward(self, *args: Any, **kwargs: Any) -> Any:
-        return self.output
-
-
-def _blocks(model: PreTrainedModel) -> torch.nn.ModuleList:
-    """The model's list of transformer blocks (``ArchSpec.block`` without its index)."""
-    path = arch_for(model).block.removesuffix(".{}")
-    blocks = model.get_submodule(path)
-    if not isinstance(blocks, torch.nn.ModuleList):
-        raise TypeError(f"{path} of {type(model).__name__} is not a ModuleList of blocks")
-    return blocks
-
-
-@contextmanager
-def _replayed(model: PreTrainedModel, start: int, output: Any) -> Iterator[None]:
-    """Blocks 0..start-1 replaced by ``_Replay(output)`` within the ``with``, put back after."""
-    blocks = _blocks(model)
-    originals = [blocks[i] for i in range(start)]
-    replay = _Replay(output)
-    try:
-        for i in range(start):
-            blocks[i] = replay
-        yield
-    finally:
-        for i, block in enumerate(originals):
-            blocks[i] = block
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,7 +43,7 @@ class SplitBatch:
     positions: torch.Tensor  # (B, W)
     heads: DynamicCache  # KV of the heads, H positions; never extended (copied per forward)
     start: int = 0  # the first block a step runs
-    below: Any = None  # block start-1's output for the tails (B, W, d), as the block returns it
+    entering: torch.Tensor | None = None  # (B, W, d) the tails' stream entering block start
 
     @classmethod
     @torch.no_grad()
@@ -90,9 +54,9 @@ class SplitBatch:
         tails = [list(r[s:]) for r, s in zip(rows, subject_pos, strict=True)]
         if any(not t for t in tails):
             raise ValueError("a subject position lies past the end of its row")
-        if not 0 <= start < len(_blocks(model)):
+        if not 0 <= start < n_layers(model):
             raise ValueError(f"start block {start} is not a block of this "
-                             f"{len(_blocks(model))}-block model")
+                             f"{n_layers(model)}-block model")
         head_len = max(len(h) for h in heads)
         cache = DynamicCache(config=model.config)
         if head_len:
@@ -108,26 +72,16 @@ class SplitBatch:
         batch = cls(tail_ids, mask, positions, cache)
         if start == 0:
             return batch
-        recorded: list[Any] = []
-
-        def record(module: torch.nn.Module, args: Any, output: Any) -> None:
-            recorded.append(output)
-            raise StopForward  # the blocks above run per step
-
-        handle = _blocks(model)[start - 1].register_forward_hook(record)
-        try:
-            batch._forward(model)
-        except StopForward:
-            pass
-        finally:
-            handle.remove()
-        return dataclasses.replace(batch, start=start, below=recorded[0])
+        block = arch_for(model).block_name(start)
+        with Trace(model, [block], keep_inputs=True, stop=True) as trace:
+            batch._forward(model)  # stops once block ``start`` has run
+        return dataclasses.replace(batch, start=start, entering=trace.inputs[block])
 
     def hidden(self, model: PreTrainedModel) -> torch.Tensor:
         """(B, W, d) final hidden states of the tails; column 0 is each row's subject token."""
-        if self.start == 0:
+        if self.entering is None:
             return self._forward(model)
-        with _replayed(model, self.start, self.below):
+        with starting_at(model, self.start, self.entering):
             return self._forward(model)
 
     def _forward(self, model: PreTrainedModel) -> torch.Tensor:

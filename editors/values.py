@@ -151,6 +151,22 @@ def optimise_values(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
     return optimise_requests(model, tokenizer, modules, [request], templates, settings, split)[0]
 
 
+def edit_rows(tokenizer: PreTrainedTokenizerBase, request: EditRequest,
+              templates: Sequence[str]) -> tuple[list[int], list[list[int]], list[int]]:
+    """One request's rows of the value optimisation: the new target's token ids; the rows, each
+    template's prompt followed by the target but its last token, then the KL prompt
+    "<subject> is a"; and per row the position of the subject's last token."""
+    target = tokenizer(" " + request.target_new, add_special_tokens=False)["input_ids"]
+    rows: list[list[int]] = []
+    subject: list[int] = []
+    for template in templates:
+        ids, where = encode_with_subject(tokenizer, fill(template, request.text), request.subject)
+        rows.append(ids + target[:-1])
+        subject.append(where)
+    kl_ids, kl_where = essence_prompt(tokenizer, request.subject)
+    return target, rows + [kl_ids], subject + [kl_where]
+
+
 # Requests whose value optimisations share one batch (``optimise_requests``): a CPU step costs
 # about as much for 8 requests as for one (the weights are read once), while the activations
 # kept for the backward pass grow with the batch.
@@ -191,21 +207,19 @@ def _optimise_batch(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
     kl_rows: list[int] = []
     kl_pos: list[int] = []
     for r, request in enumerate(requests):  # rows of request r: its templates, then its KL row
-        target_ids = tokenizer(" " + request.target_new, add_special_tokens=False)["input_ids"]
-        for template in templates:  # rewriting rows: prompt + target[:-1], labels on the target
-            ids, where = encode_with_subject(tokenizer, fill(template, request.text),
-                                             request.subject)
+        target_ids, own_rows, own_subject = edit_rows(tokenizer, request, templates)
+        for ids, where in zip(own_rows[:-1], own_subject[:-1]):  # labels on the target
+            first = len(ids) - len(target_ids)  # the prompt's last token: predicts target[0]
             label_rows += [len(rows)] * len(target_ids)
-            label_pos += range(len(ids) - 1, len(ids) - 1 + len(target_ids))
+            label_pos += range(first, first + len(target_ids))
             label_tok += target_ids
             label_owner += [r] * len(target_ids)
-            rows.append(ids + target_ids[:-1])
+            rows.append(ids)
             lookups.append(where)
-        kl_ids, kl_where = essence_prompt(tokenizer, request.subject)
         kl_rows.append(len(rows))
-        kl_pos.append(kl_where)
-        rows.append(kl_ids)
-        lookups.append(kl_where)
+        kl_pos.append(own_subject[-1])
+        rows.append(own_rows[-1])
+        lookups.append(own_subject[-1])
     n_labels = len(label_tok)
 
     row_index = torch.arange(len(rows), device=device)  # (B,)

@@ -39,9 +39,9 @@ from editguard.editors.base import EditorBase, PrepareContext
 from editguard.editors.memit import MemitEditor
 from editguard.editors.nethook import Trace
 from editguard.editors.layers import arch_for, n_layers, to_out_in
-from editguard.editors.prompts import context_templates, encode_with_subject, fill
+from editguard.editors.prompts import context_templates
 from editguard.editors.rome import RomeEditor, RomeSettings
-from editguard.editors.values import (Value, ValueSettings, decay_term, essence_prompt, frozen,
+from editguard.editors.values import (Value, ValueSettings, decay_term, edit_rows, frozen,
                                       kl_term)
 from editguard.edits.request import EditRequest
 from editguard.edits.sampling import sample
@@ -58,20 +58,13 @@ def reference_value(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, 
     """ROME's compute_v / MEMIT's compute_z as the reference code runs them: a full forward of
     every whole prompt per step, log-softmax over the vocabulary at every position."""
     device = model_device(model)
-    target = tokenizer(" " + request.target_new, add_special_tokens=False)["input_ids"]
-    rows: list[list[int]] = []
-    subject_at: list[int] = []
+    target, rows, subject_at = edit_rows(tokenizer, request, templates)
+    kl_where = subject_at[-1]
     label_rows: list[int] = []
     label_cols: list[int] = []
-    for template in templates:
-        ids, where = encode_with_subject(tokenizer, fill(template, request.text), request.subject)
-        label_rows += [len(rows)] * len(target)
-        label_cols += range(len(ids) - 1, len(ids) - 1 + len(target))
-        rows.append(ids + target[:-1])
-        subject_at.append(where)
-    kl_ids, kl_where = essence_prompt(tokenizer, request.subject)
-    rows.append(kl_ids)
-    subject_at.append(kl_where)
+    for i, row in enumerate(rows[:-1]):
+        label_rows += [i] * len(target)
+        label_cols += range(len(row) - len(target), len(row))
     input_ids, mask = right_pad(rows, pad_id(tokenizer), device)  # (B, T)
     at_rows = torch.arange(len(rows), device=device)
     at_cols = torch.tensor(subject_at, device=device)
@@ -162,13 +155,9 @@ def step_rows(tokenizer: PreTrainedTokenizerBase, request: EditRequest,
     """Token rows one optimisation step of ``request`` multiplies by each weight matrix, padding
     included: editguard's (each prompt from the subject's last token, ``SplitBatch``'s tails)
     and the reference's (whole prompts)."""
-    target = tokenizer(" " + request.target_new, add_special_tokens=False)["input_ids"]
-    rows = [encode_with_subject(tokenizer, fill(t, request.text), request.subject)
-            for t in templates]
-    rows = [(ids + target[:-1], where) for ids, where in rows]
-    rows.append(essence_prompt(tokenizer, request.subject))
-    tails = max(len(ids) - where for ids, where in rows)
-    whole = max(len(ids) for ids, _ in rows)
+    _, rows, subject_at = edit_rows(tokenizer, request, templates)
+    tails = max(len(ids) - where for ids, where in zip(rows, subject_at, strict=True))
+    whole = max(len(ids) for ids in rows)
     return len(rows) * tails, len(rows) * whole
 
 

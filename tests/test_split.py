@@ -40,7 +40,7 @@ def test_tails_see_what_whole_rows_see(tokenizer, arch: str, start: int) -> None
     with torch.no_grad():
         whole = final_hidden(model, ids, mask)  # (B, T, d)
         batch = SplitBatch.build(model, rows, where, pad_id(tokenizer), DEVICE, start)
-        tails = batch.hidden(model)  # (B, W, d); blocks below ``start`` replayed
+        tails = batch.hidden(model)  # (B, W, d); only blocks >= start run
         again = batch.hidden(model)  # the heads' cache is not extended by a forward
     assert batch.start == start
     assert all(a is b for a, b in zip(blocks_of(model), blocks, strict=True))  # put back
@@ -85,8 +85,8 @@ def test_the_block_of_a_module() -> None:
 
 
 # the edited module low in the model (ROME's MLP output) and a block's output (MEMIT's z; not the
-# last block's, where a delta at the subject reaches no later position): the split replays
-# blocks 0 and 0..1
+# last block's, where a delta at the subject reaches no later position): the split runs blocks
+# 0 and 0..1 once per edit
 @pytest.mark.parametrize("where", ["mlp_out 1", "block 2"])
 @pytest.mark.parametrize("arch", ["llama", "gpt2"])
 def test_the_optimisation_is_the_same_with_and_without_the_split(tokenizer, arch: str,
