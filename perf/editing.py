@@ -8,8 +8,10 @@ reference is written here from the papers' code, as EasyEdit runs it: every opti
 is one forward pass of the model over every whole prompt with logits over the whole vocabulary
 at every position, and MEMIT optimises its requests' target vectors one after another. editguard
 runs each prompt's tokens before the subject once, and the rest through the blocks below the
-edited one once (``SplitBatch``), projects only the scored positions onto the vocabulary, and
-optimises a MEMIT batch's requests together. ``--threads`` sets torch's thread count for both
+edited one once (``SplitBatch``), ends the KL prompt at the subject's last token (where the KL
+is read), projects only the scored positions onto the vocabulary, and optimises a MEMIT batch's
+requests together. Both sides take the initial value and the KL's reference distribution from
+the first step's forward pass, as the reference code does. ``--threads`` sets torch's thread count for both
 sides (default: torch's own, one per core).
 
 Printed first: how many token rows one ROME step multiplies by each weight matrix on each side,
@@ -56,9 +58,10 @@ def reference_value(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, 
                     request: EditRequest, templates: Sequence[str],
                     settings: ValueSettings) -> Value:
     """ROME's compute_v / MEMIT's compute_z as the reference code runs them: a full forward of
-    every whole prompt per step, log-softmax over the vocabulary at every position."""
+    every whole prompt per step (the KL prompt "<subject> is a" whole), log-softmax over the
+    vocabulary at every position."""
     device = model_device(model)
-    target, rows, subject_at = edit_rows(tokenizer, request, templates)
+    target, rows, subject_at = edit_rows(tokenizer, request, templates, whole_kl_prompt=True)
     kl_where = subject_at[-1]
     label_rows: list[int] = []
     label_cols: list[int] = []
@@ -75,24 +78,34 @@ def reference_value(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, 
         logits = model(input_ids=input_ids, attention_mask=mask).logits  # (B, T, V)
         return torch.log_softmax(logits.float(), dim=2)
 
-    with torch.no_grad(), Trace(model, [module], keep_outputs=True) as trace:
-        kl_ref = log_probs()[-1, kl_where]  # (V,)
-    init = trace.outputs[module][0, subject_at[0]].float().clone()  # (d,)
-    delta = torch.zeros_like(init, requires_grad=True)
-    optimiser = torch.optim.Adam([delta], lr=settings.lr)
-    max_norm = settings.clamp_norm_factor * float(init.norm())
+    # as the reference code: step 1 (delta zero) records the initial value and the KL's
+    # reference distribution
+    delta = torch.zeros(0)
+    init = torch.zeros(0)
 
     def add_delta(output: torch.Tensor, _: str) -> torch.Tensor:
+        nonlocal delta, init
+        if init.numel() == 0:
+            init = output[0, subject_at[0]].detach().float().clone()  # (d,)
+            delta = torch.zeros_like(init, requires_grad=True)
         out = output.clone()
         out[at_rows, at_cols] = out[at_rows, at_cols] + delta.to(out.dtype)
         return out
 
     nll, step = math.inf, 0
+    kl_ref = torch.zeros(0)
+    optimiser: torch.optim.Adam | None = None
+    max_norm = math.inf
     with frozen(model), torch.enable_grad():
         for step in range(1, settings.steps + 1):
-            optimiser.zero_grad()
+            if optimiser is not None:
+                optimiser.zero_grad()
             with Trace(model, [module], edit=add_delta, detach=False):
                 logp = log_probs()  # (B, T, V)
+            if optimiser is None:
+                kl_ref = logp[-1, kl_where].detach()  # (V,)
+                optimiser = torch.optim.Adam([delta], lr=settings.lr)
+                max_norm = settings.clamp_norm_factor * float(init.norm())
             nll_t = F.nll_loss(logp[lr, lc], labels)  # mean over the target tokens
             loss = nll_t + settings.kl_factor * kl_term(logp[-1, kl_where], kl_ref) \
                 + decay_term(delta, init, settings.weight_decay)
@@ -157,8 +170,9 @@ def step_rows(tokenizer: PreTrainedTokenizerBase, request: EditRequest,
     and the reference's (whole prompts)."""
     _, rows, subject_at = edit_rows(tokenizer, request, templates)
     tails = max(len(ids) - where for ids, where in zip(rows, subject_at, strict=True))
-    whole = max(len(ids) for ids in rows)
-    return len(rows) * tails, len(rows) * whole
+    _, whole_rows, _ = edit_rows(tokenizer, request, templates, whole_kl_prompt=True)
+    whole = max(len(ids) for ids in whole_rows)
+    return len(rows) * tails, len(whole_rows) * whole
 
 
 @torch.no_grad()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 
 import pytest
@@ -13,7 +14,8 @@ from editguard.editors.layers import arch_for
 from editguard.editors.memit import ALGORITHM as MEMIT_ALGORITHM
 from editguard.editors.registry import create
 from editguard.editors.rome import ALGORITHM as ROME_ALGORITHM
-from editguard.editors.values import (RewriteSettings, ValueSettings, decay_term,
+from editguard.editors import values
+from editguard.editors.values import (RewriteSettings, ValueSettings, decay_term, edit_rows,
                                       essence_prompt, kl_term, optimise_value)
 from editguard.edits.request import EditRequest
 from tests.tiny import TINY_METHOD_OPTIONS, prepare_context, tiny_model
@@ -25,6 +27,24 @@ def test_the_kl_is_read_at_the_subjects_last_token_of_the_essence_prompt(tokeniz
     ids, where = essence_prompt(tokenizer, "Vladimir Putin")
     assert tokenizer.decode(ids[: where + 1]).endswith("Putin")
     assert where < len(ids) - 1  # not the prompt's final token (" a")
+
+
+def test_the_kl_row_ends_where_the_kl_is_read_and_changes_nothing(tokenizer,
+                                                                   monkeypatch) -> None:
+    templates = ["{}", "Once upon a time. {}"]
+    _, rows, subject = edit_rows(tokenizer, REQUEST, templates)
+    _, whole, whole_subject = edit_rows(tokenizer, REQUEST, templates, whole_kl_prompt=True)
+    assert rows[:-1] == whole[:-1] and subject == whole_subject
+    assert rows[-1] == whole[-1][: subject[-1] + 1] and len(rows[-1]) < len(whole[-1])
+    model = tiny_model("llama", len(tokenizer))
+    module = arch_for(model).mlp_out_name(1)
+    settings = _settings(steps=6, early_stop_loss=-1.0)
+    short = optimise_value(model, tokenizer, module, REQUEST, templates, settings)
+    monkeypatch.setattr(values, "edit_rows", functools.partial(edit_rows, whole_kl_prompt=True))
+    long = optimise_value(model, tokenizer, module, REQUEST, templates, settings)
+    assert float(short.delta.norm()) > 0
+    torch.testing.assert_close(short.delta, long.delta, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(short.init, long.init)
 
 
 def test_the_kl_is_current_against_initial() -> None:
