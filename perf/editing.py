@@ -11,8 +11,8 @@ runs each prompt's tokens before the subject once, and the rest through the bloc
 edited one once (``SplitBatch``), ends the KL prompt at the subject's last token (where the KL
 is read), projects only the scored positions onto the vocabulary, and optimises a MEMIT batch's
 requests together. Both sides take the initial value and the KL's reference distribution from
-the first step's forward pass, as the reference code does. ``--threads`` sets torch's thread count for both
-sides (default: torch's own, one per core).
+the first step's forward pass, as the reference code does. ``--threads`` sets torch's thread
+count for both sides (default: torch's own, one per core).
 
 Printed first: how many token rows one ROME step multiplies by each weight matrix on each side,
 and the matmul rate of the model's MLP output matrices at those row counts (why a single edit

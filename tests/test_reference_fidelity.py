@@ -47,6 +47,23 @@ def test_the_kl_row_ends_where_the_kl_is_read_and_changes_nothing(tokenizer,
     torch.testing.assert_close(short.init, long.init)
 
 
+def test_the_speed_benchmarks_reference_computes_the_same_value(tokenizer) -> None:
+    """perf.editing times editguard against a full-recompute reference; both must be the same
+    algorithm (whole KL prompt, whole rows, logits everywhere on the reference's side)."""
+    from perf.editing import reference_value
+
+    model = tiny_model("llama", len(tokenizer))
+    module = arch_for(model).mlp_out_name(1)
+    templates = ["{}", "Once upon a time. {}"]
+    settings = _settings(steps=6, early_stop_loss=-1.0)
+    ours = optimise_value(model, tokenizer, module, REQUEST, templates, settings)
+    ref = reference_value(model, tokenizer, module, REQUEST, templates, settings)
+    assert ours.steps == ref.steps == 6 and float(ref.delta.norm()) > 0
+    assert ours.nll == pytest.approx(ref.nll, rel=1e-4)
+    torch.testing.assert_close(ours.delta, ref.delta, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(ours.init, ref.init)
+
+
 def test_the_kl_is_current_against_initial() -> None:
     current = torch.log_softmax(torch.tensor([4.0, 0.0, -1.0]), dim=0)
     initial = torch.log_softmax(torch.tensor([0.0, 1.0, 3.0]), dim=0)
