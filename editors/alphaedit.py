@@ -12,6 +12,12 @@ earlier edits so a later edit does not undo them (sequential editing):
     after all layers: C_prev += K'^T K'   (K' = the keys recomputed on the edited model)
 
 C_prev starts at zero on the unedited model and goes back with the weights on restore.
+
+The solve is in x in per layer and edit (1536 on SmolLM2, 11008 on a 7B Llama), but only its
+P K^T K part depends on the edit: with A = P C_prev + l2 I kept as A^-1 (l2 I at first, then a
+Woodbury update of rank n after each edit, as C_prev grows by K'^T K'),
+    X = A^-1 U (I_n + K A^-1 U)^-1 R,   U = P K^T                                   (Woodbury)
+an n x n solve. Without a ridge term (l2 = 0) A has no inverse and the system is solved whole.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ ALGORITHM = {"method": "AlphaEdit (Fang et al., 2025)", "follows": "jianghouchen
              "projection": "eigenvectors of E[k k^T] with eigenvalue < nullspace_threshold",
              "update": "(P (K^T K + C_prev) + l2 I)^-1 P K^T R per layer",
              "memory": "C_prev += K^T K of each edit's keys after its update",
+             "solve": "Woodbury from (P C_prev + l2 I)^-1, kept per layer (l2 > 0)",
              **VALUE_OPTIMISATION}
 
 
@@ -61,6 +68,8 @@ class AlphaEditEditor(MemitEditor):
         self._mom2: dict[int, torch.Tensor] = {}  # E[k k^T] per layer, (in, in) float64
         self._projectors: dict[int, torch.Tensor] = {}
         self._edited_keys: dict[int, torch.Tensor] = {}  # C_prev per layer, (in, in) float64
+        # (P C_prev + l2 I)^-1 per layer, (in, in) float64; only with l2 > 0
+        self._system_inverse: dict[int, torch.Tensor] = {}
 
     def _validate(self, cfg: Any) -> None:
         super()._validate(cfg)
@@ -87,6 +96,9 @@ class AlphaEditEditor(MemitEditor):
             self._projectors[layer] = p
             kept[str(layer)] = k
         self._edited_keys = {layer: torch.zeros_like(p) for layer, p in self._projectors.items()}
+        self._system_inverse = {} if cfg.l2 == 0 else {
+            layer: torch.eye(p.shape[0], dtype=p.dtype) / cfg.l2
+            for layer, p in self._projectors.items()}
         dims = next(iter(self._projectors.values())).shape[0]
         self.provenance = {**self.provenance, "algorithm": ALGORITHM,
                            "null_space_dims": kept, "key_dims": dims}
@@ -96,23 +108,34 @@ class AlphaEditEditor(MemitEditor):
 
     def _checkpoint(self) -> Callable[[], None]:
         saved = {layer: c.clone() for layer, c in self._edited_keys.items()}
+        saved_inverse = {layer: a.clone() for layer, a in self._system_inverse.items()}
 
         def undo() -> None:
             self._edited_keys = {layer: c.clone() for layer, c in saved.items()}
+            self._system_inverse = {layer: a.clone() for layer, a in saved_inverse.items()}
 
         return undo
 
     def _layer_update(self, layer: int, keys: torch.Tensor, resid: torch.Tensor) -> torch.Tensor:
         cfg: AlphaEditSettings = self._cfg
         p = self._projectors[layer].to(keys.device)  # (in, in)
-        prev = self._edited_keys[layer].to(keys.device)  # (in, in)
-        eye = torch.eye(p.shape[0], dtype=p.dtype, device=p.device)
-        system = p @ (keys.T @ keys + prev) + cfg.l2 * eye  # (in, in)
-        x = torch.linalg.solve(system, p @ keys.T @ resid)  # (in, d)
-        return x.T  # (d, in)
+        if cfg.l2 == 0:
+            prev = self._edited_keys[layer].to(keys.device)  # (in, in)
+            x = torch.linalg.solve(p @ (keys.T @ keys + prev), p @ keys.T @ resid)  # (in, d)
+            return x.T  # (d, in)
+        a_inv_u = self._system_inverse[layer].to(keys.device) @ (p @ keys.T)  # (in, n)
+        small = torch.eye(len(keys), dtype=keys.dtype, device=keys.device) \
+            + keys @ a_inv_u  # (n, n)
+        return (a_inv_u @ torch.linalg.solve(small, resid)).T  # (d, in)
 
     def _after_update(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
                       requests: list[EditRequest]) -> None:
         for layer in self._cfg.layers:
-            keys = self._keys(model, tokenizer, requests, layer)  # (n, in), edited model
-            self._edited_keys[layer] = self._edited_keys[layer] + (keys.T @ keys).cpu()
+            keys = self._keys(model, tokenizer, requests, layer).cpu()  # (n, in), edited model
+            self._edited_keys[layer] = self._edited_keys[layer] + keys.T @ keys
+            if layer in self._system_inverse:  # A + U K, U = P K^T: Woodbury
+                a_inv = self._system_inverse[layer]  # (in, in)
+                a_inv_u = a_inv @ (self._projectors[layer] @ keys.T)  # (in, n)
+                small = torch.eye(len(keys), dtype=keys.dtype) + keys @ a_inv_u  # (n, n)
+                self._system_inverse[layer] = a_inv - a_inv_u @ torch.linalg.solve(
+                    small, keys @ a_inv)

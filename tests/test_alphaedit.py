@@ -56,6 +56,9 @@ def test_the_memory_of_edited_keys_grows_and_goes_back_on_restore(prepared, toke
     first.merge(second)
     first.restore()
     assert all(float(c.abs().max()) == 0 for c in editor._edited_keys.values())
+    l2 = editor.config["l2"]
+    assert all(torch.equal(a, torch.eye(a.shape[0], dtype=a.dtype) / l2)
+               for a in editor._system_inverse.values())
 
 
 def test_a_threshold_below_the_spectrum_is_refused(arch, tokenizer, tmp_path_factory) -> None:
@@ -66,3 +69,24 @@ def test_a_threshold_below_the_spectrum_is_refused(arch, tokenizer, tmp_path_fac
                                          r"1 .*--method-opt alphaedit.nullspace_threshold="):
         editor.prepare(model, tokenizer, prepare_context(
             tmp_path_factory.getbasetemp() / f"alphaedit-{arch}", f"tiny-{arch}"))
+
+
+def test_the_kept_inverse_gives_the_references_solve(prepared, tokenizer) -> None:
+    """Each update is the reference's in x in solve, (P (K^T K + C_prev) + l2 I)^-1 P K^T R,
+    computed from the kept (P C_prev + l2 I)^-1 after two sequential edits."""
+    model, editor = prepared
+    editor.apply(model, tokenizer, [REQUESTS[0]])
+    editor.apply(model, tokenizer, [REQUESTS[1]])
+    l2 = editor.config["l2"]
+    generator = torch.Generator().manual_seed(0)
+    for layer, p in editor._projectors.items():
+        prev = editor._edited_keys[layer]
+        assert float(prev.norm()) > 0
+        eye = torch.eye(p.shape[0], dtype=p.dtype)
+        torch.testing.assert_close(editor._system_inverse[layer] @ (p @ prev + l2 * eye), eye,
+                                   rtol=0, atol=1e-9)
+        keys = torch.randn(3, p.shape[0], generator=generator, dtype=torch.float64)
+        resid = torch.randn(3, 5, generator=generator, dtype=torch.float64)
+        direct = torch.linalg.solve(p @ (keys.T @ keys + prev) + l2 * eye, p @ keys.T @ resid).T
+        torch.testing.assert_close(editor._layer_update(layer, keys, resid), direct,
+                                   rtol=1e-9, atol=1e-12)
