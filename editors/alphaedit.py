@@ -95,6 +95,7 @@ class AlphaEditEditor(MemitEditor):
                     f"--method-opt alphaedit.nullspace_threshold={2 * low:.2g}")
             self._projectors[layer] = p
             kept[str(layer)] = k
+        self._mom2 = {}  # only the projectors are needed from here on (in x in float64 each)
         self._edited_keys = {layer: torch.zeros_like(p) for layer, p in self._projectors.items()}
         self._system_inverse = {} if cfg.l2 == 0 else {
             layer: torch.eye(p.shape[0], dtype=p.dtype) / cfg.l2

@@ -36,8 +36,11 @@ def test_the_update_leaves_the_preserved_key_space_alone(prepared, tokenizer) ->
     for layer, weight in before.items():
         delta = to_out_in(model.get_parameter(arch.weight_name(layer)).detach().double() - weight,
                           arch)  # (d, in)
-        p, kept = projector(editor._mom2[layer], editor.config["nullspace_threshold"])
+        p = editor._projectors[layer]
+        kept = editor.provenance["null_space_dims"][str(layer)]
         assert 0 < kept < p.shape[0]
+        torch.testing.assert_close(p @ p, p)  # a projector, of the rank the provenance names
+        assert round(float(torch.trace(p))) == kept
         eye = torch.eye(p.shape[0], dtype=p.dtype)
         # float32 weights: the update is exact to the weights' rounding, not to float64
         assert (delta @ (eye - p)).norm() < 1e-3 * delta.norm(), layer
@@ -90,3 +93,14 @@ def test_the_kept_inverse_gives_the_references_solve(prepared, tokenizer) -> Non
         direct = torch.linalg.solve(p @ (keys.T @ keys + prev) + l2 * eye, p @ keys.T @ resid).T
         torch.testing.assert_close(editor._layer_update(layer, keys, resid), direct,
                                    rtol=1e-9, atol=1e-12)
+
+
+def test_the_projector_spans_the_eigenvectors_below_the_threshold() -> None:
+    rotation, _ = torch.linalg.qr(torch.randn(4, 4, generator=torch.Generator().manual_seed(0),
+                                              dtype=torch.float64))
+    mom2 = rotation @ torch.diag(torch.tensor([0.01, 0.5, 0.001, 3.0],
+                                              dtype=torch.float64)) @ rotation.T
+    p, kept = projector(mom2, 0.02)
+    assert kept == 2
+    small = rotation[:, [0, 2]]  # the eigenvectors of 0.01 and 0.001
+    torch.testing.assert_close(p, small @ small.T)
