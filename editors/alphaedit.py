@@ -65,7 +65,7 @@ class AlphaEditEditor(MemitEditor):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._mom2: dict[int, torch.Tensor] = {}  # E[k k^T] per layer, (in, in) float64
+        self._mom2: dict[int, torch.Tensor] = {}  # E[k k^T] per layer until prepare ends
         self._projectors: dict[int, torch.Tensor] = {}
         self._edited_keys: dict[int, torch.Tensor] = {}  # C_prev per layer, (in, in) float64
         # (P C_prev + l2 I)^-1 per layer, (in, in) float64; only with l2 > 0
