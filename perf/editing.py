@@ -41,8 +41,7 @@ from editguard.editors.base import EditorBase, PrepareContext
 from editguard.editors.memit import MemitEditor
 from editguard.editors.nethook import Trace
 from editguard.editors.layers import arch_for, n_layers, to_out_in
-from editguard.editors.prompts import context_templates
-from editguard.editors.rome import RomeEditor, RomeSettings
+from editguard.editors.rome import RomeEditor
 from editguard.editors.values import (Value, ValueSettings, decay_term, edit_rows, frozen,
                                       kl_term)
 from editguard.edits.request import EditRequest
@@ -217,14 +216,6 @@ def main() -> None:
     threads = torch.get_num_threads()
     print(f"{args.model} on {threads} thread{'' if threads == 1 else 's'}, {len(requests)} edit "
           "requests; seconds per edit, rewrite success (new target over the true one), update gap")
-    rome: RomeSettings = RomeEditor().resolve(model)
-    templates = context_templates(model, tokenizer, rome.context_templates, rome.context_length,
-                                  context.seed)
-    ours_rows, ref_rows = step_rows(tokenizer, requests[0], templates)
-    print(f"one ROME step of the first request multiplies {ours_rows} token rows by each weight "
-          f"matrix here, {ref_rows} in the reference; the model's MLP output matrices at those "
-          f"rows: {matmul_rate(model, ours_rows):.0f} vs {matmul_rate(model, ref_rows):.0f} "
-          "GFLOP/s")
     singles = [[r] for r in requests]
     cases: list[tuple[str, type[EditorBase], type[EditorBase], list[list[EditRequest]]]] = [
         ("rome", RomeEditor, ReferenceRome, singles),
@@ -235,6 +226,13 @@ def main() -> None:
         ours, ref = ours_cls(), ref_cls()
         for editor in (ours, ref):  # statistics are read from the cache (computed once)
             editor.prepare(model, tokenizer, context)
+        if label == "rome":  # first: the rows of one step, with the prepared editor's templates
+            templates = ours.provenance["context_templates"]  # as RomeEditor records them
+            ours_rows, ref_rows = step_rows(tokenizer, requests[0], templates)
+            print(f"one ROME step of the first request multiplies {ours_rows} token rows by "
+                  f"each weight matrix here, {ref_rows} in the reference; the model's MLP output "
+                  f"matrices at those rows: {matmul_rate(model, ours_rows):.0f} vs "
+                  f"{matmul_rate(model, ref_rows):.0f} GFLOP/s")
         rss_before = peak_rss_mib()
         our_s, our_ok, our_up = run(ours, model, tokenizer, batches)
         rss_after = peak_rss_mib()  # editguard's side runs first: its own peak
